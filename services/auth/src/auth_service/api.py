@@ -1,0 +1,216 @@
+"""HTTP endpoints of the authorization server. Thin: parse, call Authlib, render."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from authlib.oauth2 import OAuth2Error
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, RedirectResponse
+
+from .db import transaction
+from .deps import KeysDep, ServerDep, SettingsDep
+from .forms import BadForm, read_form
+from .oauth.clients import TOKEN_EXCHANGE
+from .oauth.requests import ParsedRequest
+from .oauth.server import HopAuthorizationServer
+from .oauth_errors import oauth_error
+from .pages import error_page, login_page
+from .passwords import verify_password
+from .repository import user_by_username
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+MAX_QUERY_BYTES = 4096
+# RFC 8693 §2.1 lets audience and resource repeat; the grant then insists on one.
+REPEATABLE = ("audience", "resource")
+# The service grants do no blocking I/O on their hot path (clients, policy and
+# keys are in memory; session state is cached), so they skip the thread-pool
+# hop. A session-cache miss is one indexed read. Grants that write the
+# database run in the thread pool.
+INLINE_GRANTS = frozenset({"client_credentials", TOKEN_EXCHANGE})
+
+
+def metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
+    """RFC 8414 §2 authorization server metadata."""
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "jwks_uri": f"{issuer}/jwks",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "authorization_response_iss_parameter_supported": False,
+    }
+
+
+def _render(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
+    status, body, headers = result
+    if status in (301, 302, 303):
+        location = dict(headers)["Location"]
+        return RedirectResponse(location, status_code=302, headers={"Cache-Control": "no-store"})
+    return JSONResponse(body, status_code=status, headers=dict(headers))
+
+
+def _oauth_request(request: Request, form: list[tuple[str, str]]) -> ParsedRequest:
+    return ParsedRequest(
+        method=request.method,
+        uri=str(request.url),
+        headers=request.headers,
+        form=form,
+    )
+
+
+async def _endpoint(
+    request: Request, server: HopAuthorizationServer, max_bytes: int, name: str | None
+) -> Response:
+    try:
+        form = await read_form(request, max_bytes=max_bytes, repeatable=REPEATABLE)
+    except BadForm as exc:
+        return oauth_error(exc.status_code, "invalid_request", exc.description)
+    oauth_request = _oauth_request(request, form)
+    if name is not None:
+        result = await run_in_threadpool(server.create_endpoint_response, name, oauth_request)
+    elif oauth_request.payload.data.get("grant_type") in INLINE_GRANTS:
+        result = server.create_token_response(oauth_request)
+    else:
+        result = await run_in_threadpool(server.create_token_response, oauth_request)
+    return _render(result)
+
+
+@router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
+@router.get("/.well-known/openid-configuration", include_in_schema=False)
+async def discovery(server: ServerDep, settings: SettingsDep) -> JSONResponse:
+    body = metadata(settings.issuer, server.context.policy.scopes_supported())
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/jwks")
+async def jwks(keys: KeysDep) -> JSONResponse:
+    body = await run_in_threadpool(keys.jwks)
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
+
+
+@router.post("/token")
+async def token(request: Request, server: ServerDep) -> Response:
+    """RFC 6749 §3.2 token endpoint: every grant, RFC 6749 §5.2 errors."""
+    return await _endpoint(request, server, server.context.settings.max_request_bytes, None)
+
+
+@router.post("/introspect")
+async def introspect(request: Request, server: ServerDep, settings: SettingsDep) -> Response:
+    """RFC 7662 token introspection."""
+    return await _endpoint(request, server, settings.max_request_bytes, "introspection")
+
+
+@router.post("/revoke")
+async def revoke(request: Request, server: ServerDep, settings: SettingsDep) -> Response:
+    """RFC 7009 token revocation."""
+    return await _endpoint(request, server, settings.max_request_bytes, "revocation")
+
+
+def _authorization_request(request: Request) -> tuple[str, ParsedRequest]:
+    query = request.url.query
+    if len(query) > MAX_QUERY_BYTES:
+        raise BadForm(414, "Authorization request too long.")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return query, ParsedRequest(
+        method="GET", uri=str(request.url), headers=request.headers, query=pairs
+    )
+
+
+def _authorization_error(error: OAuth2Error) -> Response:
+    """RFC 6749 §4.1.2.1: redirect only once the client and redirect URI are known good."""
+    if error.redirect_uri:
+        status, _, headers = error()
+        return _render((status, "", headers))
+    return error_page(400, error.error, error.description)
+
+
+@router.get("/authorize", include_in_schema=False)
+async def authorize_form(request: Request, server: ServerDep) -> Response:
+    """RFC 6749 §4.1.1: validate the request, then show the login form."""
+    try:
+        query, oauth_request = _authorization_request(request)
+        grant = await run_in_threadpool(server.get_consent_grant, oauth_request, None)
+    except BadForm as exc:
+        return error_page(exc.status_code, "invalid_request", exc.description)
+    except OAuth2Error as error:
+        return _authorization_error(error)
+    return login_page(query=query, client_id=grant.client.client_id, scopes=oauth_request.scope)
+
+
+@router.post("/authorize", include_in_schema=False)
+async def authorize_login(request: Request, server: ServerDep, settings: SettingsDep) -> Response:
+    """The login form posts back here; success is a 302 to the registered redirect URI."""
+    try:
+        query, oauth_request = _authorization_request(request)
+        form = dict(await read_form(request, max_bytes=settings.max_request_bytes))
+        grant = await run_in_threadpool(server.get_consent_grant, oauth_request, None)
+    except BadForm as exc:
+        return error_page(exc.status_code, "invalid_request", exc.description)
+    except OAuth2Error as error:
+        return _authorization_error(error)
+
+    username = form.get("username", "")[:64]
+    password = form.get("password", "")[:256]
+
+    def authenticate() -> Any:
+        with transaction(server.context.db) as session:
+            user = user_by_username(session, username)
+        ok = verify_password(user.password_hash if user else None, password)
+        return user if ok else None
+
+    user = await run_in_threadpool(authenticate)
+    if user is None:
+        log.info("login failed", extra={"username": username})
+        return login_page(
+            query=query,
+            client_id=grant.client.client_id,
+            scopes=oauth_request.scope,
+            username=username,
+            error="Invalid username or password.",
+            status_code=401,
+        )
+    log.info("login succeeded", extra={"user_id": user.id})
+    result = await run_in_threadpool(
+        server.create_authorization_response, oauth_request, user, grant
+    )
+    return _render(result)
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request, server: ServerDep) -> JSONResponse:
+    checks = await run_in_threadpool(request.app.state.readiness)
+    ok = all(value == "ok" for value in checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
+                        status_code=200 if ok else 503)

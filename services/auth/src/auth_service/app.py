@@ -1,0 +1,127 @@
+"""The auth service's application factory: ``uvicorn --factory auth_service.app:create_app``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from . import realm
+from .api import router
+from .config import Settings
+from .db import create_db_engine, create_session_factory
+from .errors import install_error_handlers
+from .keys import KeyStore
+from .logs import RequestIdMiddleware, configure_logging
+from .migrations import upgrade
+from .oauth.authorization_code import AuthorizationCodeGrant, S256CodeChallenge
+from .oauth.client_credentials import ClientCredentialsGrant
+from .oauth.refresh_token import RefreshTokenGrant
+from .oauth.rfc7009 import RevocationEndpoint
+from .oauth.rfc7662 import IntrospectionEndpoint
+from .oauth.rfc8693 import TokenExchangeGrant
+from .oauth.server import HopAuthorizationServer, ServerContext
+from .policy import load_policy
+from .sessions import SessionRevoker
+from .tokens import LEEWAY_SECONDS, AccessTokens
+
+log = logging.getLogger(__name__)
+
+
+def build_server(context: ServerContext, clients: dict[str, Any]) -> HopAuthorizationServer:
+    server = HopAuthorizationServer(context, clients)
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_grant(TokenExchangeGrant)
+    server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(RevocationEndpoint)
+    return server
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.json_logs:
+            configure_logging("auth", settings.log_level)
+        # Policy first: a bad file must stop start-up before anything else happens.
+        policy = load_policy(settings.policy_file)
+        engine = create_db_engine(settings.database_url)
+        if settings.auto_migrate:
+            upgrade(engine)
+        factory = create_session_factory(engine)
+        if settings.seed_demo_realm:
+            realm.seed_demo_realm(factory, policy, now=int(time.time()))
+        clients = realm.load_clients(factory, policy)
+        if settings.is_production:
+            realm.refuse_demo_credentials(factory, clients)
+
+        redis_client = (
+            redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+            if settings.redis_url
+            else None
+        )
+        keys = KeyStore(
+            factory,
+            retention=settings.key_retention,
+            reload_interval=settings.key_reload_interval,
+        )
+        keys.load()
+        sessions = SessionRevoker(
+            factory, redis_client, marker_ttl=settings.user_token_ttl + LEEWAY_SECONDS
+        )
+        if redis_client is not None:
+            sessions.republish_recent()
+        context = ServerContext(
+            settings=settings,
+            policy=policy,
+            db=factory,
+            tokens=AccessTokens(issuer=settings.issuer, keys=keys),
+            sessions=sessions,
+        )
+
+        def readiness() -> dict[str, str]:
+            checks = {"database": "ok"}
+            try:
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+            except Exception:  # readiness reports, it does not raise
+                checks["database"] = "unreachable"
+            if redis_client is not None:
+                try:
+                    redis_client.ping()
+                    checks["redis"] = "ok"
+                except redis.RedisError:
+                    checks["redis"] = "unreachable"
+            return checks
+
+        app.state.settings = settings
+        app.state.keys = keys
+        app.state.oauth_server = build_server(context, clients)
+        app.state.readiness = readiness
+        log.info("auth service ready", extra={"issuer": settings.issuer, "env": settings.env.value})
+        try:
+            yield
+        finally:
+            if redis_client is not None:
+                redis_client.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="hopshop auth",
+        description="OAuth 2 authorization server: code + PKCE, refresh, client credentials, "
+        "token exchange (RFC 8693), introspection, revocation.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
+    return app

@@ -1,0 +1,81 @@
+"""Settings for the auth service.
+
+Env prefix ``AUTH_`` plus the common ``HOPSHOP_`` variables (DESIGN.md, Configuration).
+Unsafe development defaults are refused outside development.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    env: Environment = Field(
+        default=Environment.DEVELOPMENT, validation_alias=AliasChoices("HOPSHOP_ENV")
+    )
+    issuer: str = Field(
+        default="http://127.0.0.1:8001", validation_alias=AliasChoices("HOPSHOP_ISSUER")
+    )
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("HOPSHOP_REDIS_URL"))
+    database_url: str = "sqlite:///var/auth.db"
+    policy_file: Path = DEFAULT_POLICY_FILE
+    # The demo realm (alice, bob, carol and the dev client secrets) is seeded at start-up.
+    seed_demo_realm: bool = True
+    auto_migrate: bool = True
+    access_log: bool = True
+    # JSON lines on stderr; tests turn it off to keep pytest's log capture.
+    json_logs: bool = True
+    log_level: str = "INFO"
+
+    user_token_ttl: int = Field(default=900, ge=60, le=3600)
+    service_token_ttl: int = Field(default=300, ge=30, le=300)
+    refresh_token_ttl: int = Field(default=8 * 3600, ge=300)
+    authorization_code_ttl: int = Field(default=60, ge=10, le=600)
+    # How long a retired signing key stays in the JWKS: longer than any token it signed.
+    key_retention: int = Field(default=3600, ge=900)
+    # How often a replica re-reads signing keys, so a rotation elsewhere reaches it.
+    key_reload_interval: float = Field(default=10.0, gt=0)
+    max_request_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Longest act chain an exchanged token may carry (hops), so chains stay bounded.
+    max_actor_chain: int = Field(default=5, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Self:
+        issuer = urlsplit(self.issuer)
+        if not issuer.scheme or not issuer.netloc or issuer.query or issuer.fragment:
+            raise ValueError("HOPSHOP_ISSUER must be an absolute URL without query or fragment")
+        if self.env is Environment.PRODUCTION:
+            if self.seed_demo_realm:
+                raise ValueError(
+                    "AUTH_SEED_DEMO_REALM must be false when HOPSHOP_ENV=production: "
+                    "the demo realm's passwords and client secrets are public"
+                )
+            if issuer.scheme != "https":
+                raise ValueError("HOPSHOP_ISSUER must use https when HOPSHOP_ENV=production")
+            if self.redis_url is None:
+                raise ValueError(
+                    "HOPSHOP_REDIS_URL is required when HOPSHOP_ENV=production: "
+                    "resource servers learn of revoked sessions through it"
+                )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION

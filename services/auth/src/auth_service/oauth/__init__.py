@@ -1,0 +1,1 @@
+"""Authlib server core adapted to hopshop: one module per specification."""

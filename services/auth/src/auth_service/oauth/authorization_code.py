@@ -1,0 +1,155 @@
+"""Authorization code grant (RFC 6749 §4.1) with PKCE S256 only (RFC 7636).
+
+A code works once. A second use is refused and the login session made from
+it is revoked, which kills every token issued from the code (RFC 6749 §4.1.2,
+RFC 9700 §4.5).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc7636 import CodeChallenge
+
+from .. import repository
+from ..db import transaction
+from ..models import AuthorizationCode, LoginSession, User
+from .clients import RegisteredClient, hash_secret
+from .server import HopAuthorizationServer
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """A claimed authorization code, as Authlib's AuthorizationCodeMixin wants it."""
+
+    client_id: str
+    user_id: str
+    sid: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
+class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 only, required for every client (RFC 9700 §2.1.1)."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge': PKCE (S256) is required.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def get_authorization_code_challenge(self, authorization_code: CodeRecord) -> str | None:
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(
+        self, authorization_code: CodeRecord
+    ) -> str | None:
+        return authorization_code.code_challenge_method
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    server: HopAuthorizationServer
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        client: RegisteredClient = request.client
+        user: User = request.user
+        assert client.policy.login is not None  # only clients with a login policy get here
+        allowed = client.policy.login.scopes_for(frozenset(user.roles.split()))
+        scope = " ".join(sorted(set(request.scope.split()) & allowed))
+        context = self.server.context
+        now = context.now()
+        sid = secrets.token_urlsafe(16)
+        with transaction(context.db) as session:
+            session.add(
+                LoginSession(
+                    sid=sid,
+                    user_id=user.id,
+                    client_id=client.client_id,
+                    created_at=now,
+                    expires_at=now + context.settings.refresh_token_ttl,
+                )
+            )
+            session.add(
+                AuthorizationCode(
+                    code_sha256=hash_secret(code),
+                    client_id=client.client_id,
+                    user_id=user.id,
+                    sid=sid,
+                    # RFC 6749 §4.1.3: the token request must repeat it only if it was sent here.
+                    redirect_uri=request.payload.redirect_uri or "",
+                    scope=scope,
+                    code_challenge=request.payload.data.get("code_challenge"),
+                    code_challenge_method=request.payload.data.get("code_challenge_method"),
+                    expires_at=now + context.settings.authorization_code_ttl,
+                )
+            )
+
+    def query_authorization_code(self, code: str, client: RegisteredClient) -> CodeRecord | None:
+        context = self.server.context
+        now = context.now()
+        digest = hash_secret(code)
+        with transaction(context.db) as session:
+            row = repository.authorization_code(session, digest)
+            if row is None or row.client_id != client.client_id:
+                return None
+            claimed = repository.claim_authorization_code(session, digest, now)
+            record = CodeRecord(
+                client_id=row.client_id,
+                user_id=row.user_id,
+                sid=row.sid,
+                redirect_uri=row.redirect_uri,
+                scope=row.scope,
+                code_challenge=row.code_challenge,
+                code_challenge_method=row.code_challenge_method,
+            )
+            expired = row.expires_at <= now
+        if not claimed:
+            context.sessions.revoke(record.sid, "authorization_code_replay")
+            return None
+        if expired:
+            return None
+        return record
+
+    def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
+        # Nothing to do: the code was marked used atomically when it was claimed.
+        return None
+
+    def authenticate_user(self, authorization_code: CodeRecord) -> User | None:
+        with transaction(self.server.context.db) as session:
+            return repository.user_by_id(session, authorization_code.user_id)
+
+    def generate_token(
+        self,
+        user: User | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        code: CodeRecord = self.request.authorization_code
+        assert user is not None
+        self.request.sid = code.sid
+        return self.server.user_tokens(
+            client=self.request.client,
+            user=user,
+            scope=scope or "",
+            sid=code.sid,
+            include_refresh_token=include_refresh_token,
+        )

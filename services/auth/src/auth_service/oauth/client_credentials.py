@@ -1,0 +1,59 @@
+"""Client credentials grant (RFC 6749 §4.4): a service acting as itself.
+
+The token has ``sub = client_id`` and no user claims. Its audience comes from
+the ``audience`` parameter (as in RFC 8693 §2.1); a client registered for one
+audience may omit it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
+from .errors import InvalidTargetError
+
+from .clients import RegisteredClient
+from .params import requested_scopes, single
+from .server import HopAuthorizationServer
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    server: HopAuthorizationServer
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        client: RegisteredClient = self.request.client
+        table = client.policy.client_credentials
+        audience = single(self.request, "audience")
+        if audience is None:
+            if len(table) != 1:
+                raise InvalidRequestError("Missing 'audience' parameter.")
+            (audience,) = table
+        allowed = table.get(audience)
+        if allowed is None:
+            raise InvalidTargetError(f"Client may not obtain tokens for audience '{audience}'.")
+        wanted = requested_scopes(self.request)
+        if wanted is not None and not wanted <= allowed:
+            raise InvalidScopeError(
+                f"Scope(s) not registered for this client: {' '.join(sorted(wanted - allowed))}"
+            )
+        self.request.extra["audience"] = audience
+        self.request.extra["scopes"] = wanted if wanted is not None else allowed
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: RegisteredClient = self.request.client
+        issued = self.server.context.tokens.mint(
+            subject=client.client_id,
+            audience=self.request.extra["audience"],
+            client_id=client.client_id,
+            scopes=self.request.extra["scopes"],
+            lifetime=self.server.context.settings.service_token_ttl,
+        )
+        body = {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "scope": issued.scope,
+        }
+        return 200, body, self.TOKEN_RESPONSE_HEADER

@@ -1,0 +1,85 @@
+"""Refresh token grant (RFC 6749 §6) with rotation and reuse detection.
+
+Every refresh spends the token and issues a new one in the same family (the
+login session). Presenting a spent token means it was copied: the whole family
+is revoked (RFC 9700 §4.14.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+
+from .. import repository
+from ..db import transaction
+from ..models import User
+from .clients import RegisteredClient, hash_secret
+from .server import HopAuthorizationServer
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    client_id: str
+    user_id: str
+    sid: str
+    scope: str
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def check_client(self, client: RegisteredClient) -> bool:
+        return client.client_id == self.client_id
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True
+    server: HopAuthorizationServer
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
+        context = self.server.context
+        now = context.now()
+        digest = hash_secret(refresh_token)
+        with transaction(context.db) as session:
+            row = repository.refresh_token(session, digest)
+            if row is None:
+                return None
+            claimed = repository.claim_refresh_token(session, digest, now)
+            record = RefreshRecord(
+                client_id=row.client_id, user_id=row.user_id, sid=row.sid, scope=row.scope
+            )
+            usable = row.expires_at > now and repository.session_is_active(session, row.sid, now)
+        if not claimed:
+            context.sessions.revoke(record.sid, "refresh_token_reuse")
+            return None
+        return record if usable else None
+
+    def authenticate_user(self, refresh_token: RefreshRecord) -> User | None:
+        with transaction(self.server.context.db) as session:
+            return repository.user_by_id(session, refresh_token.user_id)
+
+    def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
+        # Nothing to do: the token was marked spent atomically when it was claimed.
+        return None
+
+    def generate_token(
+        self,
+        user: User | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        record: RefreshRecord = self.request.refresh_token
+        assert user is not None
+        self.request.sid = record.sid
+        self.request.extra["refresh_scope"] = record.scope
+        return self.server.user_tokens(
+            client=self.request.client,
+            user=user,
+            scope=scope or record.scope,
+            sid=record.sid,
+            include_refresh_token=include_refresh_token,
+        )

@@ -1,0 +1,121 @@
+"""The authorization server: Authlib's core wired to our storage and tokens."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AuthorizationServer
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..config import Settings
+from ..db import transaction
+from ..models import RefreshToken, User
+from ..policy import Policy
+from ..sessions import SessionRevoker
+from ..tokens import AccessTokens
+from .clients import RegisteredClient, hash_secret
+from .requests import ParsedRequest
+
+log = logging.getLogger(__name__)
+
+Response = tuple[int, Any, list[tuple[str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerContext:
+    """What grants and endpoints need, in one place."""
+
+    settings: Settings
+    policy: Policy
+    db: sessionmaker[Session]
+    tokens: AccessTokens
+    sessions: SessionRevoker
+    clock: Callable[[], float] = time.time
+
+    def now(self) -> int:
+        return int(self.clock())
+
+
+class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, context: ServerContext, clients: Mapping[str, RegisteredClient]) -> None:
+        super().__init__(scopes_supported=context.policy.scopes_supported())
+        self.context = context
+        self._clients = dict(clients)
+
+    # Authlib hooks
+
+    def query_client(self, client_id: str) -> RegisteredClient | None:
+        return self._clients.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: ParsedRequest) -> None:
+        """Persist the refresh token (hashed); access tokens are stateless JWTs."""
+        refresh = token.get("refresh_token")
+        if not refresh:
+            return
+        if request.sid is None or request.user is None:
+            raise RuntimeError("a refresh token needs a session and a user")
+        now = self.context.now()
+        with transaction(self.context.db) as session:
+            session.add(
+                RefreshToken(
+                    token_sha256=hash_secret(refresh),
+                    sid=request.sid,
+                    client_id=request.client.client_id,
+                    user_id=request.user.id,
+                    # RFC 6749 §6: a rotated refresh token keeps the scope it replaced.
+                    scope=request.extra.get("refresh_scope", token.get("scope", "")),
+                    issued_at=now,
+                    expires_at=now + self.context.settings.refresh_token_ttl,
+                    used_at=None,
+                )
+            )
+
+    def create_oauth2_request(self, request: ParsedRequest) -> ParsedRequest:
+        return request
+
+    def create_json_request(self, request: Any) -> Any:
+        raise NotImplementedError("no JSON endpoints")
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> Response:
+        return status, body, list(headers)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    # Token minting shared by the user-facing grants
+
+    def user_tokens(
+        self,
+        *,
+        client: RegisteredClient,
+        user: User,
+        scope: str,
+        sid: str,
+        include_refresh_token: bool,
+    ) -> dict[str, Any]:
+        """A user token (aud = the login audience) and, optionally, a refresh token."""
+        login = client.policy.login
+        if login is None:
+            raise RuntimeError(f"client {client.client_id} has no login policy")
+        issued = self.context.tokens.mint(
+            subject=user.id,
+            audience=login.audience,
+            client_id=client.client_id,
+            scopes=scope.split(),
+            lifetime=self.context.settings.user_token_ttl,
+            sid=sid,
+        )
+        token: dict[str, Any] = {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "scope": issued.scope,
+        }
+        if include_refresh_token:
+            token["refresh_token"] = secrets.token_urlsafe(32)
+        return token

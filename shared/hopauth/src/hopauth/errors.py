@@ -1,0 +1,44 @@
+"""Exceptions raised by hopauth.
+
+Messages and reprs never carry a token or a secret: a token is identified, at
+most, by its ``jti``. Exceptions end up in logs and error pages, and a bearer
+token in a log is a live credential.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HopAuthError", "InvalidTokenError", "TokenRequestError"]
+
+
+class HopAuthError(Exception):
+    """Base class of every error hopauth raises on purpose."""
+
+
+class InvalidTokenError(HopAuthError):
+    """An access token was refused (RFC 6750 §3.1 ``invalid_token``).
+
+    ``reason`` is short and human-readable, safe to log and to return in an
+    ``error_description``; it never contains the token.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TokenRequestError(HopAuthError):
+    """The token endpoint refused a request (RFC 6749 §5.2 error response).
+
+    ``error`` is the RFC 6749 error code (``invalid_grant``, ``invalid_scope``,
+    ...), ``description`` the server's ``error_description`` if any, and
+    ``status_code`` the HTTP status of the response.
+    """
+
+    def __init__(self, error: str, description: str | None, status_code: int) -> None:
+        message = f"token endpoint refused the request: {error} (HTTP {status_code})"
+        if description:
+            message = f"{message}: {description}"
+        super().__init__(message)
+        self.error = error
+        self.description = description
+        self.status_code = status_code
