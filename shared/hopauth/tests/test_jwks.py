@@ -256,3 +256,22 @@ def test_static_source_keeps_only_signing_keys_with_kid(
 def test_static_source_refuses_a_document_without_keys() -> None:
     with pytest.raises(HopAuthError):
         StaticKeySource({"kid": "x"})
+
+
+async def test_rotation_right_after_a_routine_fetch_causes_no_failure(
+    fake_issuer: FakeIssuer,
+    issuer_http: httpx.AsyncClient,
+    clock: FakeClock,
+    make_token: MakeToken,
+) -> None:
+    """The refetch window counts unknown-kid refetches only, not the start-up fetch."""
+    cache = make_cache(issuer_http, clock, ttl=300, refetch_cooldown=10)
+    validator = AccessTokenValidator(issuer=ISSUER, audience=AUDIENCE, keys=cache)
+    await validator.validate(make_token())  # start-up fetch, moments before the rotation
+    clock.advance(1)
+
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    fake_issuer.jwks = {"keys": [*fake_issuer.jwks["keys"], public_jwk(new_key, "key-2")]}
+    token = make_token(header={"alg": "ES256", "typ": "at+jwt", "kid": "key-2"}, key=new_key)
+    assert (await validator.validate(token)).subject == "alice"
+    assert fake_issuer.count(JWKS) == 2

@@ -82,7 +82,7 @@ def test_importing_hopauth_loads_no_adapter_dependency() -> None:
         "import sys, hopauth; "
         "print(sorted(m for m in ('fastapi', 'starlette', 'redis') if m in sys.modules))"
     )
-    result = subprocess.run(  # noqa: S603 (fixed arguments)
+    result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"

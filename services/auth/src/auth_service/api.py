@@ -54,8 +54,15 @@ def metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
             "client_credentials",
             "urn:ietf:params:oauth:grant-type:token-exchange",
         ],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+        ],
         "revocation_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
@@ -212,5 +219,6 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request, server: ServerDep) -> JSONResponse:
     checks = await run_in_threadpool(request.app.state.readiness)
     ok = all(value == "ok" for value in checks.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                        status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )

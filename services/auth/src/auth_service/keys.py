@@ -1,7 +1,11 @@
 """ES256 signing keys: persisted, rotatable, published as a JWKS (RFC 7517).
 
-A rotation adds a new active key and retires the old one; a retired key stays
-in the JWKS for ``retention`` seconds, longer than any token it signed lives.
+Three states. The *next* key is published before it signs anything, so
+resource servers that refresh their JWKS learn it ahead of use. A rotation
+retires the *active* key, promotes the next one and creates a new next. A
+*retired* key stays published for ``retention`` seconds, longer than any
+token it signed lives. Together with hopauth's refetch on an unknown ``kid``,
+a rotation costs no failed request.
 """
 
 from __future__ import annotations
@@ -32,7 +36,12 @@ class LoadedKey:
     private_key: ec.EllipticCurvePrivateKey
     public_key: ec.EllipticCurvePublicKey
     public_jwk: dict[str, str]
+    activated_at: int | None
     retired_at: int | None
+
+    @property
+    def signing(self) -> bool:
+        return self.activated_at is not None and self.retired_at is None
 
 
 def _b64url(data: bytes) -> str:
@@ -66,6 +75,7 @@ def _load(row: SigningKey) -> LoadedKey:
         private_key=private_key,
         public_key=private_key.public_key(),
         public_jwk=_public_jwk(private_key),
+        activated_at=row.activated_at,
         retired_at=row.retired_at,
     )
 
@@ -91,26 +101,40 @@ class KeyStore:
         self._loaded_at = float("-inf")
 
     def load(self) -> None:
-        """Read the published keys; create the first key if there is none."""
+        """Read the published keys; make sure there is an active and a next key."""
         with self._lock:
             now = int(self._clock())
             with transaction(self._factory) as session:
-                rows = repository.signing_keys_since(session, now - self._retention)
-                if not any(row.retired_at is None for row in rows):
-                    rows = [*rows, self._new_key(session, now)]
+                rows = list(repository.signing_keys_since(session, now - self._retention))
+                changed = False
+                if not any(_is_active(row) for row in rows):
+                    pending = [row for row in rows if _is_next(row)]
+                    row = pending[0] if pending else self._new_key(session, now)
+                    row.activated_at = now
+                    changed = True
+                if not any(_is_next(row) for row in rows):
+                    self._new_key(session, now)
+                    changed = True
+                if changed:
+                    session.flush()
+                    rows = list(repository.signing_keys_since(session, now - self._retention))
             self._install(rows)
 
     def rotate(self) -> str:
-        """Retire the active key and start signing with a new one; returns the new kid."""
+        """Retire the active key, start signing with the next one; returns its kid."""
         with self._lock:
             now = int(self._clock())
             with transaction(self._factory) as session:
-                repository.retire_active_keys(session, now)
-                new = self._new_key(session, now)
-                session.flush()
                 rows = repository.signing_keys_since(session, now - self._retention)
+                pending = [row for row in rows if _is_next(row)]
+                promoted = pending[0] if pending else self._new_key(session, now)
+                repository.retire_active_keys(session, now)
+                repository.activate_key(session, promoted.kid, now)
+                self._new_key(session, now)
+                session.flush()
+                rows = list(repository.signing_keys_since(session, now - self._retention))
             self._install(rows)
-            return new.kid
+            return promoted.kid
 
     def active(self) -> LoadedKey:
         if self._clock() - self._loaded_at > self._reload_interval:
@@ -146,18 +170,32 @@ class KeyStore:
             algorithm=ALGORITHM,
             private_key_pem=pem,
             created_at=now,
+            activated_at=None,
             retired_at=None,
         )
         repository.add(session, row)
         return row
 
-    def _install(self, rows: list[SigningKey] | Any) -> None:
-        loaded = {row.kid: self._keys.get(row.kid) or _load(row) for row in rows}
-        # Retirement may have changed on a key we already hold.
+    def _install(self, rows: list[SigningKey]) -> None:
+        loaded: dict[str, LoadedKey] = {}
         for row in rows:
-            if loaded[row.kid].retired_at != row.retired_at:
-                loaded[row.kid] = _load(row)
-        active = [key for key in loaded.values() if key.retired_at is None]
+            held = self._keys.get(row.kid)
+            unchanged = held is not None and (held.activated_at, held.retired_at) == (
+                row.activated_at,
+                row.retired_at,
+            )
+            loaded[row.kid] = held if held is not None and unchanged else _load(row)
+        signing = sorted(
+            (key for key in loaded.values() if key.signing), key=lambda key: key.activated_at or 0
+        )
         self._keys = loaded
-        self._active = active[-1] if active else None
+        self._active = signing[-1] if signing else None
         self._loaded_at = self._clock()
+
+
+def _is_active(row: SigningKey) -> bool:
+    return row.activated_at is not None and row.retired_at is None
+
+
+def _is_next(row: SigningKey) -> bool:
+    return row.activated_at is None and row.retired_at is None

@@ -35,12 +35,15 @@ class Client(Base):
 
 
 class SigningKey(Base):
+    """A signing key: next (published, not yet signing), active, or retired."""
+
     __tablename__ = "signing_keys"
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
     algorithm: Mapped[str] = mapped_column(String(16))
     private_key_pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    activated_at: Mapped[int | None] = mapped_column(BigInteger)
     retired_at: Mapped[int | None] = mapped_column(BigInteger)
 
 

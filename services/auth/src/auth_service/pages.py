@@ -25,7 +25,12 @@ def _login_template() -> Template:
 
 
 def login_page(
-    *, query: str, client_id: str, scopes: str, username: str = "", error: str | None = None,
+    *,
+    query: str,
+    client_id: str,
+    scopes: str,
+    username: str = "",
+    error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     html = _login_template().substitute(

@@ -73,9 +73,7 @@ class ClientPolicy:
         derivations = self.exchange.get(audience)
         if derivations is None:
             return None
-        return frozenset(
-            scope for scope, needs in derivations.items() if needs <= subject_scopes
-        )
+        return frozenset(scope for scope, needs in derivations.items() if needs <= subject_scopes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +154,15 @@ def _parse_client(client_id: str, entry: Any, where: str) -> ClientPolicy:
     if "login" in entry:
         login = _parse_login(entry["login"], f"{where}.login")
     if ("authorization_code" in grants) != (login is not None):
-        raise PolicyError(f"{where}: a 'login' table is required exactly when authorization_code is")
+        raise PolicyError(
+            f"{where}: a 'login' table is required exactly when authorization_code is"
+        )
 
     exchange = _exchange_table(entry.get("exchange", {}), f"{where}.exchange")
     if ("token_exchange" in grants) != bool(exchange):
-        raise PolicyError(f"{where}: an 'exchange' table is required exactly when token_exchange is")
+        raise PolicyError(
+            f"{where}: an 'exchange' table is required exactly when token_exchange is"
+        )
     client_credentials = _scope_table(
         entry.get("client_credentials", {}), f"{where}.client_credentials"
     )

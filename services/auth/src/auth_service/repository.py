@@ -44,8 +44,14 @@ def signing_keys_since(session: Session, retired_after: int) -> Sequence[Signing
 
 def retire_active_keys(session: Session, now: int) -> None:
     session.execute(
-        update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=now)
+        update(SigningKey)
+        .where(SigningKey.activated_at.is_not(None), SigningKey.retired_at.is_(None))
+        .values(retired_at=now)
     )
+
+
+def activate_key(session: Session, kid: str, now: int) -> None:
+    session.execute(update(SigningKey).where(SigningKey.kid == kid).values(activated_at=now))
 
 
 # Sessions

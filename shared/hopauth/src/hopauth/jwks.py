@@ -82,9 +82,11 @@ class JWKSCache:
       issuer must not take every resource server down with it.
     * An unknown ``kid`` triggers an immediate refetch, so a key rotated in at
       the issuer is picked up by the first token that uses it. At most one
-      fetch runs per ``refetch_cooldown`` window, and concurrent callers share
-      one in-flight fetch, so a flood of made-up ``kid`` values costs the
-      issuer one request per window at most.
+      such refetch runs per ``refetch_cooldown`` window, and concurrent callers
+      share one in-flight fetch, so a flood of made-up ``kid`` values costs the
+      issuer one request per window at most. The window counts only refetches
+      caused by unknown kids: a routine (start-up or TTL) fetch moments before
+      a rotation must not make the first token signed with the new key fail.
 
     ``clock`` is monotonic seconds; inject a fake one in tests.
     """
@@ -109,6 +111,7 @@ class JWKSCache:
         self._jwks_uri: str | None = None
         self._loaded_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last fetch, successful or not
+        self._kid_refetch_at: float | None = None  # last fetch caused by an unknown kid
         self._flight: SingleFlight[str, None] = SingleFlight()
 
     def __repr__(self) -> str:
@@ -120,16 +123,18 @@ class JWKSCache:
 
     async def get_key(self, kid: str) -> jwt.PyJWK:
         now = self._clock()
+        fetched = False
         if self._loaded_at is None or now - self._loaded_at >= self._ttl:
-            await self._refresh(now)
+            fetched = await self._refresh(now)
         key = self._keys.get(kid)
         if key is not None:
             return key
         if not self._keys and self._loaded_at is None:
             raise InvalidTokenError("signing keys unavailable")
-        # Maybe the issuer rotated a new key in: look again, cooldown permitting.
-        await self._refresh(now)
-        key = self._keys.get(kid)
+        if not fetched:
+            # Maybe the issuer rotated a new key in: look again, cooldown permitting.
+            await self._refetch_for_unknown_kid(now)
+            key = self._keys.get(kid)
         if key is None:
             raise InvalidTokenError("unknown key")
         return key
@@ -142,13 +147,25 @@ class JWKSCache:
             or now - self._attempted_at >= self._cooldown
         )
 
-    async def _refresh(self, now: float) -> None:
-        """Fetch if the cooldown allows; on failure keep the old keys."""
-        if not self._may_fetch(now):
-            return
-        # A failure was logged by _fetch; the keys held so far stay in service.
+    async def _refetch_for_unknown_kid(self, now: float) -> None:
+        joining = self._flight.in_flight("fetch")
+        if not joining:
+            if self._kid_refetch_at is not None and now - self._kid_refetch_at < self._cooldown:
+                return
+            self._kid_refetch_at = now
         with contextlib.suppress(HopAuthError, httpx.HTTPError):
             await self._flight.do("fetch", self._fetch)
+
+    async def _refresh(self, now: float) -> bool:
+        """Fetch if the cooldown allows; on failure keep the old keys. True if fetched."""
+        if not self._may_fetch(now):
+            return False
+        try:
+            await self._flight.do("fetch", self._fetch)
+        except (HopAuthError, httpx.HTTPError):
+            # Logged by _fetch; the keys held so far stay in service.
+            return False
+        return True
 
     async def _fetch(self) -> None:
         try:

@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -33,7 +32,7 @@ class RedisTokenCache:
     skipped (with a warning), and the caller asks the issuer instead.
     """
 
-    def __init__(self, client: redis.Redis[Any], *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] = time.time) -> None:
         self._redis = client
         self._clock = clock
 

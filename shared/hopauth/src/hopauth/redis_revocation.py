@@ -6,7 +6,6 @@ See :mod:`hopauth.revocation` for the key contract with the auth service.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -30,7 +29,7 @@ class RedisRevocationChecker:
     ``sid`` and are not affected). Give the client short socket timeouts.
     """
 
-    def __init__(self, client: redis.Redis[Any]) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self._redis = client
 
     def __repr__(self) -> str:

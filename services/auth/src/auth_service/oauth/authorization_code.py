@@ -57,9 +57,7 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
     def get_authorization_code_challenge(self, authorization_code: CodeRecord) -> str | None:
         return authorization_code.code_challenge
 
-    def get_authorization_code_challenge_method(
-        self, authorization_code: CodeRecord
-    ) -> str | None:
+    def get_authorization_code_challenge_method(self, authorization_code: CodeRecord) -> str | None:
         return authorization_code.code_challenge_method
 
 

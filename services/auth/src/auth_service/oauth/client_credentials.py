@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
-from .errors import InvalidTargetError
 
 from .clients import RegisteredClient
+from .errors import InvalidTargetError
 from .params import requested_scopes, single
 from .server import HopAuthorizationServer
 

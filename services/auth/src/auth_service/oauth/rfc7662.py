@@ -18,7 +18,19 @@ from ..tokens import TokenVerificationError, audiences
 from .clients import RegisteredClient, hash_secret
 from .server import HopAuthorizationServer
 
-_ACCESS_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "sid", "act")
+_ACCESS_CLAIMS = (
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "sid",
+    "act",
+)
 INACTIVE: dict[str, Any] = {"active": False}
 
 

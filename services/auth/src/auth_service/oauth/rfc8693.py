@@ -113,7 +113,9 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         if depth > self.server.context.settings.max_actor_chain:
             raise InvalidRequestError(f"Delegation chain too long ({depth} actors).")
 
-        request.extra.update(subject=subject, actor=actor, audience=audience, scopes=wanted, act=act)
+        request.extra.update(
+            subject=subject, actor=actor, audience=audience, scopes=wanted, act=act
+        )
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         request = self.request
@@ -189,7 +191,9 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         acting = actor if actor is not None else {"sub": client.client_id}
         for claim, allowed in may_act.items():
             if claim in ("sub", "client_id", "iss") and acting.get(claim) != allowed:
-                raise InvalidRequestError("The subject token's 'may_act' does not allow this actor.")
+                raise InvalidRequestError(
+                    "The subject token's 'may_act' does not allow this actor."
+                )
 
     @staticmethod
     def _act_claim(

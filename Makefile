@@ -1,0 +1,50 @@
+# hopshop — `make up` and `make test` are all a newcomer needs.
+# Needs only python3 (>= 3.11) and pip: uv is installed with pip when missing.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: help uv sync test check lint typecheck fmt auth bench-auth clean
+
+help:
+	@echo "make test        unit + integration tests (real valkey, real auth service)"
+	@echo "make check       ruff + mypy (strict for hopauth) + tests"
+	@echo "make auth        run the auth service alone on http://127.0.0.1:8001"
+	@echo "make bench-auth  token-exchange benchmark (prints req/s and p50/p95/p99)"
+
+uv:
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || { \
+		echo "uv not found: installing it with pip (user site)"; \
+		$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv; }
+
+sync: uv
+	@$(UV) sync --frozen --all-packages
+
+test: sync
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: sync
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+
+typecheck: sync
+	@$(UV) run --frozen mypy
+
+check: lint typecheck test
+
+fmt: sync
+	@$(UV) run --frozen ruff format .
+	@$(UV) run --frozen ruff check --fix .
+
+auth: sync
+	@mkdir -p var
+	@AUTH_DATABASE_URL=$${AUTH_DATABASE_URL:-sqlite:///var/auth.db} \
+		$(UV) run --frozen hopshop-auth serve --port $${AUTH_PORT:-8001}
+
+bench-auth: sync
+	@$(UV) run --frozen python bench/bench_auth.py $(BENCH_ARGS)
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
