@@ -6,9 +6,10 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: help uv sync test check lint typecheck fmt auth bench-auth clean
+.PHONY: help up uv sync test check lint typecheck fmt auth bench-auth clean
 
 help:
+	@echo "make up          run the system (for now: the auth service) in the foreground"
 	@echo "make test        unit + integration tests (real valkey, real auth service)"
 	@echo "make check       ruff + mypy (strict for hopauth) + tests"
 	@echo "make auth        run the auth service alone on http://127.0.0.1:8001"
@@ -37,6 +38,9 @@ check: lint typecheck test
 fmt: sync
 	@$(UV) run --frozen ruff format .
 	@$(UV) run --frozen ruff check --fix .
+
+# The shop services come with the `hopshop` command; until then `up` is the auth service.
+up: auth
 
 auth: sync
 	@mkdir -p var

@@ -69,7 +69,7 @@ def test_flows_leave_no_secret_in_logs_or_errors(
     # This process also runs the test's HTTP client, whose DEBUG traces show what it sent.
     server_records = [r for r in captured.records if not r.name.startswith(("httpx", "httpcore"))]
     lines = [formatter.format(record) for record in server_records]
-    assert any("token exchanged" in line for line in lines), "the exchange must be audited"
+    assert any("token_exchanged" in line for line in lines), "the exchange must be audited"
     for line in lines:
         for secret in secrets:
             assert secret not in line, f"secret leaked into a log line: {line[:200]}"

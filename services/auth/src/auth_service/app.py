@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from . import realm
-from .api import router
+from .api import router, token
 from .config import Settings
 from .db import create_db_engine, create_session_factory
 from .errors import install_error_handlers
@@ -107,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = keys
         app.state.oauth_server = build_server(context, clients)
         app.state.readiness = readiness
+        # Everything built so far lives as long as the process: keep it out of
+        # the garbage collector's way (fewer, cheaper full collections).
+        gc.freeze()
         log.info("auth service ready", extra={"issuer": settings.issuer, "env": settings.env.value})
         try:
             yield
@@ -121,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "token exchange (RFC 8693), introspection, revocation.",
         lifespan=lifespan,
     )
+    app.add_route("/token", token, methods=["POST"], include_in_schema=False)
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)

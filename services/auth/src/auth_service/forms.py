@@ -42,7 +42,11 @@ async def read_form(
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(
-            text, keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FIELDS
+            text,
+            keep_blank_values=True,
+            max_num_fields=MAX_FIELDS,
+            encoding="utf-8",
+            errors="strict",  # a percent-encoded byte sequence must be UTF-8 too
         )
     except UnicodeDecodeError:
         raise BadForm(400, "Request body is not valid UTF-8.") from None

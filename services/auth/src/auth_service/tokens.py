@@ -7,7 +7,6 @@ servers check tokens with hopauth's validator.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -166,13 +165,11 @@ def act_chain(act: Any) -> list[str]:
     return chain
 
 
-def describe(claims: Mapping[str, Any]) -> str:
+def summary(claims: Mapping[str, Any]) -> dict[str, Any]:
     """A log-safe summary of a token: never the token, only who and what."""
-    return json.dumps(
-        {
-            "jti": claims.get("jti"),
-            "sub": claims.get("sub"),
-            "client_id": claims.get("client_id"),
-            "act": act_chain(claims.get("act")),
-        }
-    )
+    return {
+        "jti": claims.get("jti"),
+        "sub": claims.get("sub"),
+        "client_id": claims.get("client_id"),
+        "act": act_chain(claims.get("act")),
+    }

@@ -25,7 +25,6 @@ hopshop's rules on top (the policy file holds the per-client maxima):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,13 +35,12 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 
-from ..tokens import TokenVerificationError, act_chain, audiences, describe
+from ..logs import annotate
+from ..tokens import TokenVerificationError, act_chain, audiences, summary
 from .clients import TOKEN_EXCHANGE, RegisteredClient
 from .errors import InvalidTargetError
 from .params import requested_scopes, single
 from .server import HopAuthorizationServer
-
-log = logging.getLogger(__name__)
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
@@ -135,9 +133,10 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
             sid=subject.get("sid"),
             act=request.extra["act"],
         )
-        log.info(
-            "token exchanged",
-            extra={"subject_token": describe(subject), "new_jti": issued.jti},
+        annotate(
+            event="token_exchanged",
+            subject_token=summary(subject),
+            issued={"jti": issued.jti, "aud": request.extra["audience"], "scope": issued.scope},
         )
         body = {
             "access_token": issued.access_token,
