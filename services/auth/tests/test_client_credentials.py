@@ -67,3 +67,12 @@ def test_secret_can_be_posted_in_the_body(http: httpx.Client) -> None:
         },
     )
     assert response.status_code == 200, response.text
+
+
+def test_body_client_id_must_match_the_basic_credentials(http: httpx.Client) -> None:
+    response = http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "audience": "order", "client_id": "order"},
+        auth=("billing-worker", "billing-worker-dev-secret"),
+    )
+    assert_oauth_error(response, 400, "invalid_request")

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _SIGNATURE_BYTES = 64  # RFC 7518 §3.4: R || S, 32 octets each for P-256
+# Our headers are ~100 characters; a long one is junk, and JSON nesting costs recursion.
+MAX_HEADER_CHARS = 1024
 
 
 class JWSError(ValueError):
@@ -48,7 +50,8 @@ def b64url_decode(segment: str) -> bytes:
 def _json_object(segment: str) -> dict[str, Any]:
     try:
         value = json.loads(b64url_decode(segment))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError covers bad UTF-8, bad JSON and Python's limit on huge integers.
         raise JWSError("segment is not JSON") from None
     if not isinstance(value, dict):
         raise JWSError("segment is not a JSON object")
@@ -70,7 +73,10 @@ def split(token: str) -> tuple[dict[str, Any], str]:
     """The header (unverified, to choose a key) and the token, checked for shape."""
     if token.count(".") != 2:
         raise JWSError("not a compact JWS")
-    return _json_object(token.split(".", 1)[0]), token
+    header = token.split(".", 1)[0]
+    if len(header) > MAX_HEADER_CHARS:
+        raise JWSError("header too large")
+    return _json_object(header), token
 
 
 def verify(token: str, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:

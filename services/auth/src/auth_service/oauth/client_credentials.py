@@ -25,6 +25,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
         super().validate_token_request()
         client: RegisteredClient = self.request.client
         table = client.policy.client_credentials
+        if self.request.payload.datalist.get("resource"):
+            raise InvalidTargetError("Use 'audience' with a service id; 'resource' is unsupported.")
         audience = single(self.request, "audience")
         if audience is None:
             if len(table) != 1:

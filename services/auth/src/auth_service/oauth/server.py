@@ -9,7 +9,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.oauth2.rfc6749 import AuthorizationServer
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    InvalidRequestError,
+    UnsupportedResponseTypeError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings
@@ -18,6 +22,7 @@ from ..models import RefreshToken, User
 from ..policy import Policy
 from ..sessions import SessionRevoker
 from ..tokens import AccessTokens
+from .client_auth import authenticate_client_secret_basic, check_single_auth_method
 from .clients import RegisteredClient, hash_secret
 from .requests import ParsedRequest
 
@@ -46,6 +51,32 @@ class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         super().__init__(scopes_supported=context.policy.scopes_supported())
         self.context = context
         self._clients = dict(clients)
+        # Authlib's parser lets undecodable credentials escape as a server error.
+        self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+
+    def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        check_single_auth_method(request)
+        return super().authenticate_client(request, methods, endpoint)
+
+    def create_token_response(self, request: ParsedRequest) -> Response:
+        if not request.payload.data.get("grant_type"):
+            # RFC 6749 §5.2: a missing parameter is invalid_request, not an unknown grant.
+            error = InvalidRequestError("Missing 'grant_type' parameter.")
+            return self.handle_error_response(request, error)  # type: ignore[no-any-return]
+        return super().create_token_response(request)  # type: ignore[no-any-return]
+
+    def get_authorization_grant(self, request: ParsedRequest) -> Any:
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            if request.payload.response_type:
+                raise
+            # RFC 6749 §4.1.2.1: a missing parameter is invalid_request.
+            raise InvalidRequestError(
+                "Missing 'response_type' parameter.",
+                state=request.payload.state,
+                redirect_uri=error.redirect_uri,
+            ) from None
 
     # Authlib hooks
 
