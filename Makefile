@@ -3,7 +3,8 @@
 
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installs (`python3 -m uv` works wherever pip put it).
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 PYTEST_ARGS ?=
 
 .PHONY: help up uv sync test check lint typecheck fmt auth bench-auth clean
@@ -16,9 +17,11 @@ help:
 	@echo "make bench-auth  token-exchange benchmark (prints req/s and p50/p95/p99)"
 
 uv:
-	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || { \
-		echo "uv not found: installing it with pip (user site)"; \
-		$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv; }
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || { \
+		echo "uv not found: installing it with pip"; \
+		$(PYTHON) -m pip install --user --quiet uv 2>/dev/null \
+		|| $(PYTHON) -m pip install --quiet uv 2>/dev/null \
+		|| $(PYTHON) -m pip install --user --quiet --break-system-packages uv; }
 
 sync: uv
 	@$(UV) sync --frozen --all-packages

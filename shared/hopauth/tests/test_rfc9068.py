@@ -414,3 +414,9 @@ async def test_es384_and_eddsa_keys_verify(make_token: MakeToken) -> None:
     signature = ECAlgorithm(ECAlgorithm.SHA384).sign(signing_input.encode(), ec384)
     token = f"{signing_input}.{b64url(signature)}"
     assert await reason_for(validator, token) == "key does not fit algorithm"
+
+
+@pytest.mark.parametrize("leeway", [-1, 31, 300])
+def test_leeway_is_capped_at_thirty_seconds(static_keys: StaticKeySource, leeway: int) -> None:
+    with pytest.raises(ValueError, match="leeway"):
+        AccessTokenValidator(issuer=ISSUER, audience=AUDIENCE, keys=static_keys, leeway=leeway)

@@ -224,7 +224,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", include_in_schema=False)
-async def readyz(request: Request, server: ServerDep) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     checks = await run_in_threadpool(request.app.state.readiness)
     ok = all(value == "ok" for value in checks.values())
     return JSONResponse(

@@ -50,6 +50,8 @@ _MAX_HEADER_CHARS: Final = 1024
 
 _BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 
+MAX_LEEWAY_SECONDS: Final = 30
+
 DEFAULT_REQUIRED_CLAIMS: Final = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
 
 
@@ -90,6 +92,9 @@ class AccessTokenValidator:
                 raise ValueError(f"unsupported algorithm {alg!r}")
         if not issuer or not audience:
             raise ValueError("issuer and audience must be non-empty")
+        if not 0 <= leeway <= MAX_LEEWAY_SECONDS:
+            # More skew than this is a clock to fix, not a token lifetime to stretch.
+            raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY_SECONDS} seconds")
         self._issuer = issuer
         self._audience = audience
         self._keys = keys
