@@ -11,16 +11,14 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse
 
-from .db import transaction
-from .deps import KeysDep, ServerDep, SettingsDep
+from .deps import KeysDep, LoginSlotsDep, ServerDep, SettingsDep
 from .forms import BadForm, read_form
 from .oauth.clients import TOKEN_EXCHANGE
 from .oauth.requests import ParsedRequest
 from .oauth.server import HopAuthorizationServer
 from .oauth_errors import oauth_error
 from .pages import error_page, login_page
-from .passwords import verify_password
-from .repository import user_by_username
+from .users import authenticate
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +178,9 @@ async def authorize_form(request: Request, server: ServerDep) -> Response:
 
 
 @router.post("/authorize", include_in_schema=False)
-async def authorize_login(request: Request, server: ServerDep, settings: SettingsDep) -> Response:
+async def authorize_login(
+    request: Request, server: ServerDep, settings: SettingsDep, login_slots: LoginSlotsDep
+) -> Response:
     """The login form posts back here; success is a 302 to the registered redirect URI."""
     try:
         query, oauth_request = _authorization_request(request)
@@ -194,13 +194,9 @@ async def authorize_login(request: Request, server: ServerDep, settings: Setting
     username = form.get("username", "")[:64]
     password = form.get("password", "")[:256]
 
-    def authenticate() -> Any:
-        with transaction(server.context.db) as session:
-            user = user_by_username(session, username)
-        ok = verify_password(user.password_hash if user else None, password)
-        return user if ok else None
-
-    user = await run_in_threadpool(authenticate)
+    # argon2 takes ~64 MiB and tens of ms per check: bound how many run at once.
+    async with login_slots:
+        user = await run_in_threadpool(authenticate, server.context.db, username, password)
     if user is None:
         log.info("login failed", extra={"username": username})
         return login_page(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = keys
         app.state.oauth_server = build_server(context, clients)
         app.state.readiness = readiness
+        app.state.login_slots = asyncio.Semaphore(settings.login_concurrency)
         # Everything built so far lives as long as the process: keep it out of
         # the garbage collector's way (fewer, cheaper full collections).
         gc.freeze()

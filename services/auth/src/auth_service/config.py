@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # How often a replica re-reads signing keys, so a rotation elsewhere reaches it.
     key_reload_interval: float = Field(default=10.0, gt=0)
     max_request_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Password checks (argon2, ~64 MiB each) allowed at once; more logins wait their turn.
+    login_concurrency: int = Field(default=4, ge=1, le=64)
     # Longest act chain an exchanged token may carry (hops), so chains stay bounded.
     max_actor_chain: int = Field(default=5, ge=1, le=10)
 
@@ -61,6 +63,9 @@ class Settings(BaseSettings):
         issuer = urlsplit(self.issuer)
         if not issuer.scheme or not issuer.netloc or issuer.query or issuer.fragment:
             raise ValueError("HOPSHOP_ISSUER must be an absolute URL without query or fragment")
+        if self.key_retention < self.user_token_ttl + 60:
+            # A retired key must stay published for as long as its last token lives.
+            raise ValueError("AUTH_KEY_RETENTION must exceed AUTH_USER_TOKEN_TTL by a minute")
         if self.env is Environment.PRODUCTION:
             if self.seed_demo_realm:
                 raise ValueError(

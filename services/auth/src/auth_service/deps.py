@@ -6,6 +6,7 @@ dependencies in its thread pool, a costly hop on every request.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -30,6 +31,12 @@ async def _keys(request: Request) -> KeyStore:
     return keys
 
 
+async def _login_slots(request: Request) -> asyncio.Semaphore:
+    slots: asyncio.Semaphore = request.app.state.login_slots
+    return slots
+
+
 ServerDep = Annotated[HopAuthorizationServer, Depends(_server)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 KeysDep = Annotated[KeyStore, Depends(_keys)]
+LoginSlotsDep = Annotated[asyncio.Semaphore, Depends(_login_slots)]
