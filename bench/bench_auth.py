@@ -148,6 +148,7 @@ def start_uvicorn(
         "--port", str(port),
         "--loop", "uvloop",
         "--http", "httptools",
+        "--no-proxy-headers",
         "--no-access-log",
         "--log-level", "warning",
     ]  # fmt: skip

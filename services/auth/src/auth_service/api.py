@@ -6,6 +6,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from authlib.oauth2 import OAuth2Error
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -78,7 +79,9 @@ def _render(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
     if status in (301, 302, 303):
         location = dict(headers)["Location"]
         return RedirectResponse(location, status_code=302, headers={"Cache-Control": "no-store"})
-    return JSONResponse(body, status_code=status, headers=dict(headers))
+    return Response(
+        orjson.dumps(body), status_code=status, headers=dict(headers), media_type="application/json"
+    )
 
 
 def _oauth_request(

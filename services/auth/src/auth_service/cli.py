@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
             factory=True,
             host=args.host,
             port=args.port,
-            access_log=False,
+            access_log=False,  # the service writes its own access log, with request ids
             log_config=None,
+            # Nothing here reads the client address or scheme (URLs come from the
+            # issuer setting), so X-Forwarded-* headers are not trusted at all.
+            proxy_headers=False,
         )
         return 0
 

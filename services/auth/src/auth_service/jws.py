@@ -13,10 +13,10 @@ the header is checked by the caller before any key is chosen.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -49,9 +49,9 @@ def b64url_decode(segment: str) -> bytes:
 
 def _json_object(segment: str) -> dict[str, Any]:
     try:
-        value = json.loads(b64url_decode(segment))
-    except (ValueError, RecursionError):
-        # ValueError covers bad UTF-8, bad JSON and Python's limit on huge integers.
+        value = orjson.loads(b64url_decode(segment))
+    except (orjson.JSONDecodeError, RecursionError):
+        # Covers bad UTF-8, bad JSON, too deep nesting and out-of-range integers.
         raise JWSError("segment is not JSON") from None
     if not isinstance(value, dict):
         raise JWSError("segment is not a JSON object")
@@ -59,11 +59,7 @@ def _json_object(segment: str) -> dict[str, Any]:
 
 
 def sign(header: dict[str, Any], claims: dict[str, Any], key: ec.EllipticCurvePrivateKey) -> str:
-    signing_input = (
-        b64url_encode(json.dumps(header, separators=(",", ":")).encode())
-        + "."
-        + b64url_encode(json.dumps(claims, separators=(",", ":")).encode())
-    )
+    signing_input = b64url_encode(orjson.dumps(header)) + "." + b64url_encode(orjson.dumps(claims))
     r, s = decode_dss_signature(key.sign(signing_input.encode("ascii"), _ECDSA_SHA256))
     signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     return f"{signing_input}.{b64url_encode(signature)}"

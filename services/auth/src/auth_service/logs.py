@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import json
 import logging
 import os
 import sys
 import time
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -66,7 +66,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type only: messages and tracebacks can carry request data.
             entry["exc_type"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -39,8 +39,16 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
         ) from None
 
 
+def request_basic_credentials(request: Any) -> tuple[str, str] | None:
+    """Parsed once per request: both checks below need them."""
+    if not hasattr(request, "basic_credentials"):
+        request.basic_credentials = basic_credentials(request.headers.get("Authorization"))
+    credentials: tuple[str, str] | None = request.basic_credentials
+    return credentials
+
+
 def authenticate_client_secret_basic(query_client: Callable[[str], Any], request: Any) -> Any:
-    credentials = basic_credentials(request.headers.get("Authorization"))
+    credentials = request_basic_credentials(request)
     if credentials is None:
         return None
     client_id, secret = credentials
@@ -52,7 +60,7 @@ def authenticate_client_secret_basic(query_client: Callable[[str], Any], request
 
 def check_single_auth_method(request: Any) -> None:
     """RFC 6749 §2.3: a client MUST NOT use more than one authentication method."""
-    credentials = basic_credentials(request.headers.get("Authorization"))
+    credentials = request_basic_credentials(request)
     if credentials is None:
         return
     form = request.form
