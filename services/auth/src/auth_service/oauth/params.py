@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Request
+
+from .errors import UnsupportedTokenTypeHint
 
 
 def single(request: OAuth2Request, name: str, *, required: bool = False) -> str | None:
@@ -22,3 +26,12 @@ def requested_scopes(request: OAuth2Request) -> frozenset[str] | None:
         return None
     scopes = frozenset(scope.split())
     return scopes or None
+
+
+def check_token_params(request: OAuth2Request, supported: Collection[str]) -> None:
+    """``token`` and ``token_type_hint`` of RFC 7009 §2.1 and RFC 7662 §2.1."""
+    if "token" not in request.form:
+        raise InvalidRequestError("Missing 'token' parameter.")
+    hint = request.form.get("token_type_hint")
+    if hint and hint not in supported:
+        raise UnsupportedTokenTypeHint(f"Unsupported token_type_hint '{hint}'.")

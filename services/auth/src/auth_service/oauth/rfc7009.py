@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2 import rfc7009
-from authlib.oauth2.rfc6749 import InvalidRequestError
 
 from .. import repository
 from ..db import transaction
 from ..tokens import TokenVerificationError
 from .clients import RegisteredClient, hash_secret
-from .errors import UnsupportedTokenTypeHint
+from .params import check_token_params
 from .server import HopAuthorizationServer
 
 
@@ -37,11 +36,7 @@ class RevocationEndpoint(rfc7009.RevocationEndpoint):  # type: ignore[misc]
     server: HopAuthorizationServer
 
     def check_params(self, request: Any, client: RegisteredClient) -> None:
-        if "token" not in request.form:
-            raise InvalidRequestError("Missing 'token' parameter.")
-        hint = request.form.get("token_type_hint")
-        if hint and hint not in self.SUPPORTED_TOKEN_TYPES:
-            raise UnsupportedTokenTypeHint(f"Unsupported token_type_hint '{hint}'.")
+        check_token_params(request, self.SUPPORTED_TOKEN_TYPES)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> RevocableToken | None:
         found = None

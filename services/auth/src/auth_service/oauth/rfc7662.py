@@ -11,13 +11,12 @@ from typing import Any
 
 from authlib.consts import default_json_headers
 from authlib.oauth2 import rfc7662
-from authlib.oauth2.rfc6749 import InvalidRequestError
 
 from .. import repository
 from ..db import transaction
 from ..tokens import TokenVerificationError, audiences
 from .clients import RegisteredClient, hash_secret
-from .errors import UnsupportedTokenTypeHint
+from .params import check_token_params
 from .server import HopAuthorizationServer
 
 _ACCESS_CLAIMS = (
@@ -41,11 +40,7 @@ class IntrospectionEndpoint(rfc7662.IntrospectionEndpoint):  # type: ignore[misc
     server: HopAuthorizationServer
 
     def check_params(self, request: Any, client: RegisteredClient) -> None:
-        if "token" not in request.form:
-            raise InvalidRequestError("Missing 'token' parameter.")
-        hint = request.form.get("token_type_hint")
-        if hint and hint not in self.SUPPORTED_TOKEN_TYPES:
-            raise UnsupportedTokenTypeHint(f"Unsupported token_type_hint '{hint}'.")
+        check_token_params(request, self.SUPPORTED_TOKEN_TYPES)
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], Any]:
         client: RegisteredClient = self.authenticate_endpoint_client(request)
