@@ -8,11 +8,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
 
 import redis
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from . import realm
 from .api import router, token
@@ -24,19 +24,22 @@ from .logs import RequestIdMiddleware, configure_logging
 from .migrations import upgrade
 from .oauth.authorization_code import AuthorizationCodeGrant, S256CodeChallenge
 from .oauth.client_credentials import ClientCredentialsGrant
+from .oauth.clients import RegisteredClient
 from .oauth.refresh_token import RefreshTokenGrant
 from .oauth.rfc7009 import RevocationEndpoint
 from .oauth.rfc7662 import IntrospectionEndpoint
 from .oauth.rfc8693 import TokenExchangeGrant
 from .oauth.server import HopAuthorizationServer, ServerContext
-from .policy import load_policy
+from .policy import Policy, load_policy
 from .sessions import SessionRevoker
 from .tokens import LEEWAY_SECONDS, AccessTokens
 
 log = logging.getLogger(__name__)
 
 
-def build_server(context: ServerContext, clients: dict[str, Any]) -> HopAuthorizationServer:
+def build_server(
+    context: ServerContext, clients: dict[str, RegisteredClient]
+) -> HopAuthorizationServer:
     server = HopAuthorizationServer(context, clients)
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
     server.register_grant(RefreshTokenGrant)
@@ -45,6 +48,62 @@ def build_server(context: ServerContext, clients: dict[str, Any]) -> HopAuthoriz
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(RevocationEndpoint)
     return server
+
+
+def _wire(
+    app: FastAPI,
+    settings: Settings,
+    policy: Policy,
+    engine: Engine,
+    redis_client: redis.Redis | None,
+) -> None:
+    """Build the service's parts, in dependency order, onto app.state."""
+    if settings.auto_migrate:
+        upgrade(engine)
+    factory = create_session_factory(engine)
+    if settings.seed_demo_realm:
+        realm.seed_demo_realm(factory, policy, now=int(time.time()))
+    clients = realm.load_clients(factory, policy)
+    if settings.is_production:
+        realm.refuse_demo_credentials(factory, clients)
+
+    keys = KeyStore(
+        factory, retention=settings.key_retention, reload_interval=settings.key_reload_interval
+    )
+    keys.load()
+    sessions = SessionRevoker(
+        factory, redis_client, marker_ttl=settings.user_token_ttl + LEEWAY_SECONDS
+    )
+    if redis_client is not None:
+        sessions.republish_recent()
+    context = ServerContext(
+        settings=settings,
+        policy=policy,
+        db=factory,
+        tokens=AccessTokens(issuer=settings.issuer, keys=keys),
+        sessions=sessions,
+    )
+    app.state.keys = keys
+    app.state.oauth_server = build_server(context, clients)
+    app.state.readiness = partial(readiness, engine, redis_client)
+    app.state.login_slots = asyncio.Semaphore(settings.login_concurrency)
+
+
+def readiness(engine: Engine, redis_client: redis.Redis | None) -> dict[str, str]:
+    """What /readyz reports: can the database and Redis be reached right now."""
+    checks = {"database": "ok"}
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:  # readiness reports, it does not raise
+        checks["database"] = "unreachable"
+    if redis_client is not None:
+        try:
+            redis_client.ping()
+            checks["redis"] = "ok"
+        except redis.RedisError:
+            checks["redis"] = "unreachable"
+    return checks
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,64 +116,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Policy first: a bad file must stop start-up before anything else happens.
         policy = load_policy(settings.policy_file)
         engine = create_db_engine(settings.database_url)
-        if settings.auto_migrate:
-            upgrade(engine)
-        factory = create_session_factory(engine)
-        if settings.seed_demo_realm:
-            realm.seed_demo_realm(factory, policy, now=int(time.time()))
-        clients = realm.load_clients(factory, policy)
-        if settings.is_production:
-            realm.refuse_demo_credentials(factory, clients)
-
         redis_client = (
             redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
             if settings.redis_url
             else None
         )
-        keys = KeyStore(
-            factory,
-            retention=settings.key_retention,
-            reload_interval=settings.key_reload_interval,
-        )
-        keys.load()
-        sessions = SessionRevoker(
-            factory, redis_client, marker_ttl=settings.user_token_ttl + LEEWAY_SECONDS
-        )
-        if redis_client is not None:
-            sessions.republish_recent()
-        context = ServerContext(
-            settings=settings,
-            policy=policy,
-            db=factory,
-            tokens=AccessTokens(issuer=settings.issuer, keys=keys),
-            sessions=sessions,
-        )
-
-        def readiness() -> dict[str, str]:
-            checks = {"database": "ok"}
-            try:
-                with engine.connect() as connection:
-                    connection.execute(text("SELECT 1"))
-            except Exception:  # readiness reports, it does not raise
-                checks["database"] = "unreachable"
-            if redis_client is not None:
-                try:
-                    redis_client.ping()
-                    checks["redis"] = "ok"
-                except redis.RedisError:
-                    checks["redis"] = "unreachable"
-            return checks
-
-        app.state.settings = settings
-        app.state.keys = keys
-        app.state.oauth_server = build_server(context, clients)
-        app.state.readiness = readiness
-        app.state.login_slots = asyncio.Semaphore(settings.login_concurrency)
-        # Everything built so far lives as long as the process: keep it out of
-        # the garbage collector's way (fewer, cheaper full collections).
-        gc.freeze()
-        log.info("auth service ready", extra={"issuer": settings.issuer, "env": settings.env.value})
         try:
+            app.state.settings = settings
+            _wire(app, settings, policy, engine, redis_client)
+            # Everything built so far lives as long as the process: keep it out of
+            # the garbage collector's way (fewer, cheaper full collections).
+            gc.freeze()
+            log.info(
+                "auth service ready", extra={"issuer": settings.issuer, "env": settings.env.value}
+            )
             yield
         finally:
             if redis_client is not None:
