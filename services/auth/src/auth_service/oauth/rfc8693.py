@@ -26,6 +26,7 @@ hopshop's rules on top (the policy file holds the per-client maxima):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.oauth2.rfc6749 import (
@@ -45,6 +46,13 @@ from .server import HopAuthorizationServer
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
+@dataclass(frozen=True, slots=True)
+class ExchangeParameters:
+    subject_token: str = field(repr=False)
+    audience: str
+    actor_token: str | None = field(repr=False)
+
+
 class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
     GRANT_TYPE = TOKEN_EXCHANGE
     # RFC 8693 §2.1: client authentication per RFC 6749 §2.3; public clients cannot exchange.
@@ -52,67 +60,31 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
     server: HopAuthorizationServer
 
     def validate_token_request(self) -> None:
-        request = self.request
         client: RegisteredClient = self.authenticate_token_endpoint_client()
         if not client.check_grant_type(self.GRANT_TYPE):
             raise UnauthorizedClientError("The client may not use token exchange.")
-        request.client = client
+        self.request.client = client
 
-        subject_token = single(request, "subject_token", required=True)
-        if single(request, "subject_token_type", required=True) != ACCESS_TOKEN_TYPE:
-            raise InvalidRequestError(f"'subject_token_type' must be {ACCESS_TOKEN_TYPE}.")
-        requested_type = single(request, "requested_token_type")
-        if requested_type not in (None, ACCESS_TOKEN_TYPE):
-            raise InvalidRequestError(f"Only {ACCESS_TOKEN_TYPE} can be issued.")
-        if request.payload.datalist.get("resource"):
-            raise InvalidTargetError("Use 'audience' with a service id; 'resource' is unsupported.")
-        audience_values = request.payload.datalist.get("audience", [])
-        if len(audience_values) != 1 or not audience_values[0]:
-            raise InvalidTargetError("Exactly one 'audience' is required: one token per service.")
-        audience = audience_values[0]
-
-        subject = self._verified(subject_token, "subject_token")
+        params = self._parameters()
+        subject = self._verified(params.subject_token, "subject_token")
         if client.client_id not in audiences(subject):
             raise InvalidRequestError(
                 "The subject token was not issued to this client: "
                 "a service may only exchange tokens sent to it."
             )
-
         actor = None
-        actor_token = single(request, "actor_token")
-        actor_token_type = single(request, "actor_token_type")
-        if actor_token is None and actor_token_type is not None:
-            raise InvalidRequestError("'actor_token_type' given without 'actor_token'.")
-        if actor_token is not None:
-            if actor_token_type != ACCESS_TOKEN_TYPE:
-                raise InvalidRequestError(f"'actor_token_type' must be {ACCESS_TOKEN_TYPE}.")
-            actor = self._verified(actor_token, "actor_token")
-            self._check_delegation(client, audience, actor)
-
+        if params.actor_token is not None:
+            actor = self._verified(params.actor_token, "actor_token")
+            self._check_delegation(client, params.audience, actor)
         self._check_may_act(subject, actor, client)
-
-        subject_scopes = frozenset(str(subject.get("scope", "")).split())
-        grantable = client.policy.exchangeable(audience, subject_scopes)
-        if grantable is None:
-            raise InvalidTargetError(f"This client may not exchange for audience '{audience}'.")
-        wanted = requested_scopes(request)
-        if wanted is None:
-            wanted = grantable
-        if not wanted:
-            raise InvalidScopeError("No scope can be granted for this audience.")
-        if excess := wanted - grantable:
-            raise InvalidScopeError(
-                "Scope(s) beyond the subject token or this client's policy: "
-                + " ".join(sorted(excess))
-            )
-
+        scopes = self._scopes(client, params.audience, subject)
         act = self._act_claim(client, subject, actor)
         depth = len(act_chain(act))
         if depth > self.server.context.settings.max_actor_chain:
             raise InvalidRequestError(f"Delegation chain too long ({depth} actors).")
 
-        request.extra.update(
-            subject=subject, actor=actor, audience=audience, scopes=wanted, act=act
+        self.request.extra.update(
+            subject=subject, actor=actor, audience=params.audience, scopes=scopes, act=act
         )
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
@@ -148,9 +120,50 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         }
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
-    def _verified(self, token: str | None, name: str) -> dict[str, Any]:
+    def _parameters(self) -> ExchangeParameters:
+        """§2.1 request parameters, access tokens only, exactly one audience."""
+        request = self.request
+        subject_token = single(request, "subject_token", required=True)
+        if single(request, "subject_token_type", required=True) != ACCESS_TOKEN_TYPE:
+            raise InvalidRequestError(f"'subject_token_type' must be {ACCESS_TOKEN_TYPE}.")
+        if single(request, "requested_token_type") not in (None, ACCESS_TOKEN_TYPE):
+            raise InvalidRequestError(f"Only {ACCESS_TOKEN_TYPE} can be issued.")
+        if request.payload.datalist.get("resource"):
+            raise InvalidTargetError("Use 'audience' with a service id; 'resource' is unsupported.")
+        audience_values = request.payload.datalist.get("audience", [])
+        if len(audience_values) != 1 or not audience_values[0]:
+            raise InvalidTargetError("Exactly one 'audience' is required: one token per service.")
+        actor_token = single(request, "actor_token")
+        actor_token_type = single(request, "actor_token_type")
+        if actor_token is None and actor_token_type is not None:
+            raise InvalidRequestError("'actor_token_type' given without 'actor_token'.")
+        if actor_token is not None and actor_token_type != ACCESS_TOKEN_TYPE:
+            raise InvalidRequestError(f"'actor_token_type' must be {ACCESS_TOKEN_TYPE}.")
+        assert subject_token is not None  # required=True
+        return ExchangeParameters(subject_token, audience_values[0], actor_token)
+
+    def _scopes(
+        self, client: RegisteredClient, audience: str, subject: Mapping[str, Any]
+    ) -> frozenset[str]:
+        """Requested ∩ what the policy lets this subject's scopes become at ``audience``."""
+        subject_scopes = frozenset(str(subject.get("scope", "")).split())
+        grantable = client.policy.exchangeable(audience, subject_scopes)
+        if grantable is None:
+            raise InvalidTargetError(f"This client may not exchange for audience '{audience}'.")
+        wanted = requested_scopes(self.request)
+        if wanted is None:
+            wanted = grantable
+        if not wanted:
+            raise InvalidScopeError("No scope can be granted for this audience.")
+        if excess := wanted - grantable:
+            raise InvalidScopeError(
+                "Scope(s) beyond the subject token or this client's policy: "
+                + " ".join(sorted(excess))
+            )
+        return wanted
+
+    def _verified(self, token: str, name: str) -> dict[str, Any]:
         """Claims of a valid, unrevoked access token from this issuer (§2.2.2)."""
-        assert token is not None
         try:
             claims = self.server.context.tokens.verify(token)
         except TokenVerificationError as exc:
