@@ -16,7 +16,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvicorn
+from auth_service.config import Settings
 from fastapi import FastAPI
+
+
+def make_settings(tmp: Path, port: int, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "issuer": f"http://127.0.0.1:{port}",
+        "database_url": f"sqlite:///{tmp / 'auth.db'}",
+        "json_logs": False,
+        "access_log": False,
+        **overrides,
+    }
+    return Settings.model_validate(values)
+
 
 REDIRECT_URI = "http://127.0.0.1:8000/callback"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"

@@ -12,8 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from auth_service.app import create_app
-from auth_service.config import Settings
-from auth_testing import ServerThread, ValkeyServer, free_port
+from auth_testing import ServerThread, ValkeyServer, free_port, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -21,18 +20,6 @@ def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
     yield server
     server.stop()
-
-
-def make_settings(tmp: Path, port: int, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "env": "test",
-        "issuer": f"http://127.0.0.1:{port}",
-        "database_url": f"sqlite:///{tmp / 'auth.db'}",
-        "json_logs": False,
-        "access_log": False,
-        **overrides,
-    }
-    return Settings.model_validate(values)
 
 
 @pytest.fixture(scope="session")
