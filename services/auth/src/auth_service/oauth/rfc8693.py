@@ -35,8 +35,8 @@ from authlib.oauth2.rfc6749 import (
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
+from hopkit.logs import annotate
 
-from ..logs import annotate
 from ..tokens import TokenVerificationError, act_chain, audiences, summary
 from .clients import TOKEN_EXCHANGE, RegisteredClient
 from .errors import InvalidTargetError

@@ -1,0 +1,125 @@
+"""Request ids and W3C Trace Context, created at the edge and carried through every hop.
+
+The middleware takes ``X-Request-ID`` and ``traceparent`` (W3C Trace Context
+§3.2) from the incoming request or makes them, keeps them in context
+variables for the logs, and echoes the request id. :func:`outgoing_headers`
+gives what a downstream HTTP call or a Kafka event must carry on.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import logging
+import os
+import re
+import secrets
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import context as _context
+from .context import TraceContext
+from .logs import access_logger, begin_annotations, end_annotations
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_INVALID_TRACE = "0" * 32
+_INVALID_SPAN = "0" * 16
+
+
+def current() -> TraceContext | None:
+    return _context.current()
+
+
+def outgoing_headers() -> dict[str, str]:
+    """Headers for a downstream call (or a Kafka event) made while handling this request."""
+    context = _context.current()
+    if context is None:
+        return {}
+    return {"x-request-id": context.request_id, "traceparent": context.traceparent()}
+
+
+def parse_traceparent(value: str | None) -> tuple[str, bool] | None:
+    """(trace id, sampled) from a valid version-00 ``traceparent``, else None."""
+    if not value:
+        return None
+    match = _TRACEPARENT.match(value.strip())
+    if match is None or match.group(1) == _INVALID_TRACE or match.group(2) == _INVALID_SPAN:
+        return None
+    return match.group(1), int(match.group(3), 16) & 1 == 1
+
+
+def start(request_id: str | None, traceparent: str | None) -> contextvars.Token[Any]:
+    """Enter a trace context (also used by Kafka consumers for each event)."""
+    parsed = parse_traceparent(traceparent)
+    trace_id, sampled = parsed if parsed else (secrets.token_hex(16), True)
+    context = TraceContext(
+        request_id=request_id or trace_id[:16],
+        trace_id=trace_id,
+        span_id=secrets.token_hex(8),
+        sampled=sampled,
+    )
+    return _context.enter(context)
+
+
+def reset(token: contextvars.Token[Any]) -> None:
+    _context.leave(token)
+
+
+class TracingMiddleware:
+    """Pure ASGI: request id and trace context in, request id out, one log line per request.
+
+    The line carries whatever the request's code added with
+    :func:`hopkit.logs.annotate`; a request with annotations is logged even
+    when the plain access log is off, so an audit trail never is.
+    """
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+        # Request ids need to be unique, not secret: a per-process prefix and a counter.
+        self._prefix = os.urandom(4).hex()
+        self._counter = itertools.count(1)
+        self._log = access_logger()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else None
+        request_id = request_id or f"{self._prefix}-{next(self._counter):x}"
+        trace_token = start(request_id, headers.get(b"traceparent", b"").decode("latin-1"))
+        annotations, annotations_token = begin_annotations()
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access_log or annotations:
+                self._log.log(
+                    logging.INFO,
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                        **annotations,
+                    },
+                )
+            end_annotations(annotations_token)
+            reset(trace_token)

@@ -1,0 +1,1 @@
+"""The `hopshop` command: run the whole system on one machine, without Docker."""
