@@ -1,0 +1,94 @@
+"""Request ids and W3C trace context through the middleware, the logs and outgoing calls."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from hopkit import tracing
+from hopkit.logs import JsonFormatter, annotate
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+INCOMING = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+def app() -> FastAPI:
+    application = FastAPI()
+
+    @application.get("/hop")
+    async def hop() -> dict[str, str]:
+        annotate(audited="yes")
+        return tracing.outgoing_headers()
+
+    application.add_middleware(tracing.TracingMiddleware, access_log=False)
+    return application
+
+
+async def call(headers: dict[str, str]) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get("/hop", headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (INCOMING, (TRACE_ID, True)),
+        (f"00-{TRACE_ID}-00f067aa0ba902b7-00", (TRACE_ID, False)),
+        (None, None),
+        ("", None),
+        ("garbage", None),
+        (f"01-{TRACE_ID}-00f067aa0ba902b7-01", None),  # unknown version
+        (f"00-{'0' * 32}-00f067aa0ba902b7-01", None),  # all-zero trace id is invalid
+        (f"00-{TRACE_ID}-{'0' * 16}-01", None),  # all-zero parent id is invalid
+        (f"00-{TRACE_ID.upper()}-00f067aa0ba902b7-01", None),  # must be lower-case hex
+    ],
+)
+def test_parse_traceparent(value: str | None, expected: tuple[str, bool] | None) -> None:
+    assert tracing.parse_traceparent(value) == expected
+
+
+async def test_incoming_trace_is_continued_with_a_new_span() -> None:
+    response = await call({"traceparent": INCOMING, "x-request-id": "req-1"})
+    outgoing = response.json()
+    assert response.headers["x-request-id"] == "req-1"
+    assert outgoing["x-request-id"] == "req-1"
+    version, trace_id, span_id, flags = outgoing["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "01")
+    assert span_id != "00f067aa0ba902b7"
+
+
+async def test_a_request_without_context_starts_a_trace() -> None:
+    response = await call({})
+    outgoing = response.json()
+    parsed = tracing.parse_traceparent(outgoing["traceparent"])
+    assert parsed is not None
+    assert outgoing["x-request-id"] == response.headers["x-request-id"]
+
+
+async def test_hostile_request_id_is_replaced() -> None:
+    response = await call({"x-request-id": "x" * 65})
+    assert response.headers["x-request-id"] != "x" * 65
+
+
+async def test_log_lines_carry_the_ids_and_annotations(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="access")
+    await call({"traceparent": INCOMING, "x-request-id": "req-2"})
+    [record] = [r for r in caplog.records if r.name == "access"]
+    assert record.__dict__["audited"] == "yes"  # logged although the access log is off
+    assert record.__dict__["status"] == 200
+
+
+def test_formatter_adds_the_trace_of_the_work_in_progress() -> None:
+    token = tracing.start("req-3", INCOMING)
+    try:
+        record = logging.LogRecord("x", logging.INFO, "", 0, "hello %s", ("world",), None)
+        line = JsonFormatter("svc").format(record)
+    finally:
+        tracing.reset(token)
+    assert '"msg":"hello world"' in line
+    assert f'"trace_id":"{TRACE_ID}"' in line
+    assert '"request_id":"req-3"' in line
+    assert tracing.current() is None
