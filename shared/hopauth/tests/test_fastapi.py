@@ -166,3 +166,20 @@ async def test_refused_token_never_logged(
     assert caplog.records, "the refusal should be logged"
     assert all(token not in record.getMessage() for record in caplog.records)
     assert token not in response.text
+
+
+def test_protected_routes_declare_the_bearer_scheme_in_openapi(
+    static_keys: StaticKeySource,
+) -> None:
+    validator = AccessTokenValidator(issuer=ISSUER, audience=AUDIENCE, keys=static_keys)
+    schema = build_app(validator).openapi()
+    schemes = schema["components"]["securitySchemes"]
+    [(name, scheme)] = schemes.items()
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    secured = [
+        path
+        for path, operations in schema["paths"].items()
+        for operation in operations.values()
+        if {name: []} in operation.get("security", [])
+    ]
+    assert secured, "routes guarded by Requires must show the bearer scheme"

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from .errors import InvalidTokenError
@@ -161,6 +162,14 @@ def bearer_token(request: Request) -> str:
     return _read_bearer(request, realm)
 
 
+#: Declares the bearer scheme in the OpenAPI document (and /docs' "Authorize"
+#: button); the header itself is read and judged by :class:`Requires`.
+_openapi_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="An access token for this service (RFC 9068), from the issuer's token endpoint.",
+)
+
 #: ``token: BearerToken`` in a route signature gives the raw incoming token.
 BearerToken = Annotated[str, Depends(bearer_token)]
 
@@ -182,7 +191,11 @@ class Requires:
     def __repr__(self) -> str:
         return f"Requires(scopes={self.scopes!r}, callers={self.callers!r})"
 
-    async def __call__(self, request: Request) -> Principal:
+    async def __call__(
+        self,
+        request: Request,
+        _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_openapi_bearer)],
+    ) -> Principal:
         validator = _validator(request)
         token = _read_bearer(request, validator.audience)
         try:
