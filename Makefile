@@ -7,13 +7,16 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help up uv sync test check lint typecheck fmt auth bench-auth clean
+.PHONY: help up down status logs uv sync test check lint typecheck fmt auth bench-auth clean
 
 help:
-	@echo "make up          run the system (for now: the auth service) in the foreground"
+	@echo "make up          the system (valkey, kafka, services) until Ctrl-C; UP_ARGS=-d or --vulnerable"
+	@echo "make down        stop a stack started with UP_ARGS=-d"
+	@echo "make status      what runs, and whether it is healthy"
+	@echo "make logs        follow the logs (COMPONENT=auth for one)"
 	@echo "make test        unit + integration tests (real valkey, real auth service)"
 	@echo "make check       ruff + mypy (strict for hopauth) + tests"
-	@echo "make auth        run the auth service alone on http://127.0.0.1:8001"
+	@echo "make auth        the auth service alone on http://127.0.0.1:8001"
 	@echo "make bench-auth  token-exchange benchmark (prints req/s and p50/p95/p99)"
 
 uv:
@@ -42,8 +45,18 @@ fmt: sync
 	@$(UV) run --frozen ruff format .
 	@$(UV) run --frozen ruff check --fix .
 
-# The shop services come with the `hopshop` command; until then `up` is the auth service.
-up: auth
+# The `hopshop` command (stack/) runs everything; services not built yet are skipped.
+up: sync
+	@$(UV) run --frozen hopshop up $(UP_ARGS)
+
+down: sync
+	@$(UV) run --frozen hopshop down
+
+status: sync
+	@$(UV) run --frozen hopshop status
+
+logs: sync
+	@$(UV) run --frozen hopshop logs $(COMPONENT) -f
 
 auth: sync
 	@mkdir -p var

@@ -176,7 +176,7 @@ def test_unsafe_production_from_environment_variables(
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    from conftest import make_settings
+    from auth_testing import make_settings
 
     return make_settings(tmp_path, free_port(), **overrides)
 

@@ -419,7 +419,7 @@ def bad_policy(tmp_path: Path) -> Path:
 
 
 async def test_start_up_stops_on_a_bad_policy_file(tmp_path: Path) -> None:
-    from conftest import make_settings
+    from auth_testing import make_settings
 
     settings = make_settings(tmp_path, free_port(), policy_file=bad_policy(tmp_path))
     app = create_app(settings)
@@ -431,7 +431,7 @@ async def test_start_up_stops_on_a_bad_policy_file(tmp_path: Path) -> None:
 
 
 async def test_start_up_stops_on_a_missing_policy_file(tmp_path: Path) -> None:
-    from conftest import make_settings
+    from auth_testing import make_settings
 
     settings = make_settings(tmp_path, free_port(), policy_file=tmp_path / "absent.toml")
     app = create_app(settings)

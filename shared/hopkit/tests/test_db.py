@@ -20,7 +20,7 @@ class Base(DeclarativeBase):
 class Row(Base):
     __tablename__ = "rows"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(20), unique=True)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +52,11 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
             raise RuntimeError("after the write")
         return {"name": name}
 
+    @application.put("/rows/{name}")
+    async def add_unflushed(name: str, session: SessionDep) -> dict[str, str]:
+        session.add(Row(name=name))  # the conflict surfaces only at commit
+        return {"name": name}
+
     @application.get("/rows")
     async def count(session: SessionDep) -> dict[str, int]:
         return {"rows": await session.scalar(select(func.count()).select_from(Row)) or 0}
@@ -65,4 +70,11 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 async def test_success_commits_and_failure_rolls_back(client: httpx.AsyncClient) -> None:
     assert (await client.post("/rows/kept")).status_code == 200
     assert (await client.post("/rows/fail")).status_code == 500
+    assert (await client.get("/rows")).json() == {"rows": 1}
+
+
+async def test_a_failed_commit_is_the_response_not_a_lost_200(client: httpx.AsyncClient) -> None:
+    assert (await client.put("/rows/twice")).status_code == 200
+    second = await client.put("/rows/twice")
+    assert second.status_code == 500
     assert (await client.get("/rows")).json() == {"rows": 1}

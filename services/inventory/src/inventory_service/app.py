@@ -1,0 +1,120 @@
+"""The inventory service's application factory.
+
+Run with ``uvicorn --factory inventory_service.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+import redis.asyncio as redis
+from fastapi import FastAPI
+from hopauth import AccessTokenValidator, HopAuthError, JWKSCache
+from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
+from hopauth.redis_revocation import RedisRevocationChecker
+from hopkit import db, health
+from hopkit.health import Check
+from hopkit.logs import configure_logging
+from hopkit.problems import install_problem_handlers
+from hopkit.settings import Propagation
+from hopkit.tracing import TracingMiddleware
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .api import router
+from .config import AUDIENCE, Settings
+from .seed import seed_demo_products
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = "inventory_service:alembic"
+
+
+def _database_check(engine: AsyncEngine) -> Check:
+    async def check() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    return check
+
+
+def _redis_check(client: redis.Redis) -> Check:
+    async def check() -> None:
+        await client.ping()
+
+    return check
+
+
+async def _prefetch(keys: JWKSCache, issuer: str) -> None:
+    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
+    try:
+        await keys.prefetch()
+    except (HopAuthError, httpx.HTTPError):
+        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.json_logs:
+            configure_logging("inventory", settings.log_level)
+        if settings.propagation is Propagation.FORWARD:
+            log.warning(
+                "HOPSHOP_PROPAGATION=forward is the vulnerable teaching mode; inventory still "
+                "insists on tokens addressed to it"
+            )
+        async with AsyncExitStack() as resources:
+            engine = db.create_engine(settings.database_url)
+            resources.push_async_callback(engine.dispose)
+            if settings.auto_migrate:
+                await db.upgrade(engine, MIGRATIONS)
+            sessions = db.session_factory(engine)
+            if settings.should_seed:
+                await seed_demo_products(sessions)
+
+            http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
+            keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
+            await _prefetch(keys, settings.issuer)
+            checks: dict[str, Check] = {"database": _database_check(engine)}
+            revocation = None
+            if settings.redis_url:
+                store = redis.Redis.from_url(
+                    settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+                )
+                resources.push_async_callback(store.aclose)
+                revocation = RedisRevocationChecker(store)
+                checks["redis"] = _redis_check(store)
+            elif settings.is_production:
+                log.warning("HOPSHOP_REDIS_URL is not set: revoked sessions are not refused")
+
+            app.state.settings = settings
+            app.state.db_engine = engine
+            app.state.db_sessions = sessions
+            app.state.hopauth_validator = AccessTokenValidator(
+                issuer=settings.issuer, audience=AUDIENCE, keys=keys, revocation=revocation
+            )
+            app.state.readiness_checks = checks
+            log.info(
+                "inventory service ready",
+                extra={"issuer": settings.issuer, "env": settings.env.value},
+            )
+            yield
+
+    app = FastAPI(
+        title="hopshop inventory",
+        description="Products (public catalogue), stock and reservations. Reservations are "
+        "internal: only the order service (and its scheduler, to release) may touch them.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.include_router(health.router)
+    install_problem_handlers(app)
+    install_auth_problem_handlers(app)
+    app.add_middleware(TracingMiddleware, access_log=settings.access_log)
+    return app

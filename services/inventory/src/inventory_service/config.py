@@ -1,0 +1,33 @@
+"""Settings for the inventory service.
+
+Env prefix ``INVENTORY_`` plus the common ``HOPSHOP_`` variables (DESIGN.md,
+Configuration): ``INVENTORY_DATABASE_URL``, ``INVENTORY_SEED_DEMO_PRODUCTS`` ...
+"""
+
+from __future__ import annotations
+
+from hopkit.settings import CommonSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+#: The audience id of this service: tokens must be addressed to it (``aud``).
+AUDIENCE = "inventory"
+
+
+class Settings(CommonSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INVENTORY_", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = "sqlite:///var/inventory.db"
+    auto_migrate: bool = True
+    # Demo products at start-up; unset means "everywhere but production".
+    seed_demo_products: bool | None = None
+    # How long the issuer's signing keys are cached before a routine refresh.
+    jwks_ttl: float = Field(default=300.0, gt=0)
+
+    @property
+    def should_seed(self) -> bool:
+        if self.seed_demo_products is None:
+            return not self.is_production
+        return self.seed_demo_products

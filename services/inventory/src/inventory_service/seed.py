@@ -1,0 +1,57 @@
+"""Demo products, seeded at start-up outside production (``INVENTORY_SEED_DEMO_PRODUCTS``).
+
+Seeding adds the products whose SKU is missing and leaves the others (and
+their stock) alone, so a restart never resets what customers bought.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from . import repository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoProduct:
+    sku: str
+    name: str
+    price_cents: int
+    quantity: int
+    currency: str = "EUR"
+
+
+DEMO_PRODUCTS = (
+    DemoProduct("HOP-MUG", "Hopshop mug", 1290, 100),
+    DemoProduct("HOP-TEE", "Token-exchange T-shirt", 2490, 50),
+    DemoProduct("HOP-STICKERS", "Sticker pack: RFC 8693", 490, 500),
+    DemoProduct("HOP-HOODIE", "Audience-restricted hoodie", 5900, 20),
+    DemoProduct("HOP-KEY", "Hardware security key", 4500, 10),
+    DemoProduct("HOP-LAST", "Limited poster (3 left)", 1500, 3),
+)
+
+
+async def ensure_product(session: AsyncSession, product: DemoProduct) -> int:
+    """The product's id, adding it (with its stock) if its SKU is not in the catalogue."""
+    existing = await repository.product_id_by_sku(session, product.sku)
+    if existing is not None:
+        return existing
+    return await repository.add_product(
+        session,
+        sku=product.sku,
+        name=product.name,
+        price_cents=product.price_cents,
+        currency=product.currency,
+        quantity=product.quantity,
+    )
+
+
+async def seed_demo_products(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        for product in DEMO_PRODUCTS:
+            await ensure_product(session, product)
+    log.info("demo products seeded", extra={"products": len(DEMO_PRODUCTS)})

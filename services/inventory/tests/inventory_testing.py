@@ -1,0 +1,110 @@
+"""Helpers for the inventory tests: settings, products written through our own code, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from auth_testing import client_credentials, exchange, login
+from hopkit.db import create_engine, session_factory
+from inventory_service.config import Settings
+from inventory_service.models import Base
+from inventory_service.seed import DemoProduct, ensure_product
+from sqlalchemy.engine import Connection
+
+PROBLEMS = "https://hopshop.example/problems/"
+_skus = itertools.count(1)
+
+
+def make_settings(tmp: Path, issuer: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "issuer": issuer,
+        "database_url": f"sqlite:///{tmp / 'inventory.db'}",
+        "json_logs": False,
+        "access_log": False,
+        **overrides,
+    }
+    return Settings.model_validate(values)
+
+
+def add_product(database_url: str, quantity: int, price_cents: int = 1000) -> int:
+    """A fresh product with ``quantity`` units, added with the service's own seeding code.
+
+    Runs on a loop of its own (in a worker thread), so sync and async tests can both call it.
+    """
+    product = DemoProduct(f"TEST-{next(_skus):04d}", "Test product", price_cents, quantity)
+
+    async def add() -> int:
+        engine = create_engine(database_url)
+        try:
+            async with session_factory(engine).begin() as session:
+                return await ensure_product(session, product)
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, add()).result()
+
+
+def reserve_token(auth: httpx.Client, username: str = "alice") -> str:
+    """The real chain: user logs in -> gateway exchanges for order -> order exchanges for us."""
+    user = login(auth, username).access_token
+    at_order = exchange(auth, "gateway", user, "order", "orders:write")
+    assert at_order.status_code == 200, at_order.text
+    at_inventory = exchange(
+        auth, "order", at_order.json()["access_token"], "inventory", "inventory:reserve"
+    )
+    assert at_inventory.status_code == 200, at_inventory.text
+    token: str = at_inventory.json()["access_token"]
+    return token
+
+
+def service_token(auth: httpx.Client, client_id: str, audience: str, scope: str) -> str:
+    response = client_credentials(auth, client_id, audience, scope)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def reservation(order_id: str, *lines: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "items": [{"product_id": product, "quantity": quantity} for product, quantity in lines],
+    }
+
+
+def available(http: httpx.Client, product_id: int) -> int:
+    response = http.get(f"/products/{product_id}")
+    assert response.status_code == 200, response.text
+    units: int = response.json()["available"]
+    return units
+
+
+def assert_problem(
+    response: httpx.Response, status: int, type_: str | None = None
+) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    if type_ is not None:
+        assert body["type"] == (type_ if ":" in type_ else PROBLEMS + type_), body
+    return body
+
+
+def differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "compare_server_default": True}
+    )
+    return list(compare_metadata(context, Base.metadata))

@@ -1,0 +1,101 @@
+"""The registry turned into a plan: ports, skipped services, the environment each one gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hopshop_stack.components import (
+    SERVICES,
+    Options,
+    PlanError,
+    Service,
+    Worker,
+    build_plan,
+    url_env,
+)
+
+AUTH = SERVICES[0]
+MISSING = Service("nowhere", 8009, "nowhere_service_xyz.app:create_app", "NOWHERE_")
+NO_DB = Service("edge", 8010, "hopshop_stack.cli:main", "EDGE_", database=False)
+
+
+def test_registry_matches_the_design() -> None:
+    ports = {service.name: service.port for service in SERVICES}
+    assert ports == {
+        "gateway": 8000,
+        "auth": 8001,
+        "order": 8002,
+        "inventory": 8003,
+        "billing": 8004,
+        "notification": 8005,
+    }
+    assert SERVICES[0].name == "auth", "everyone needs the issuer: auth starts first"
+
+
+def test_services_get_common_env_database_and_neighbour_urls(tmp_path: Path) -> None:
+    options = Options(state_dir=tmp_path, port_offset=100, environ={})
+    plan = build_plan(options, services=(AUTH, MISSING, NO_DB))
+
+    assert [c.name for c in plan.components] == ["valkey", "kafka", "auth", "edge"]
+    assert plan.skipped == (("nowhere", "nowhere_service_xyz.app is not installed yet"),)
+    auth = plan.get("auth")
+    assert auth.port == 8101
+    assert auth.env["HOPSHOP_ENV"] == "development"
+    assert auth.env["HOPSHOP_PROPAGATION"] == "exchange"
+    assert auth.env["HOPSHOP_ISSUER"] == "http://127.0.0.1:8101"
+    assert auth.env["HOPSHOP_REDIS_URL"] == "redis://127.0.0.1:6479/0"
+    assert auth.env["HOPSHOP_KAFKA_BOOTSTRAP"] == "127.0.0.1:9192"
+    assert auth.env["AUTH_DATABASE_URL"] == f"sqlite:///{tmp_path.resolve()}/auth.db"
+    # Every started service is announced to all; a skipped one is not.
+    assert auth.env["HOPSHOP_AUTH_URL"] == "http://127.0.0.1:8101"
+    assert auth.env["HOPSHOP_EDGE_URL"] == "http://127.0.0.1:8110"
+    assert url_env("nowhere") not in auth.env
+    edge = plan.get("edge")
+    assert not any(key.endswith("DATABASE_URL") for key in edge.env)
+    assert auth.ready_url == "http://127.0.0.1:8101/readyz"
+    assert auth.health_url == "http://127.0.0.1:8101/healthz"
+    assert auth.argv[1:5] == ("-m", "uvicorn", "--factory", "auth_service.app:create_app")
+
+
+def test_vulnerable_mode_and_single_port_overrides(tmp_path: Path) -> None:
+    environ = {"HOPSHOP_PORT_AUTH": "9901", "HOPSHOP_PORT_VALKEY": "9902"}
+    plan = build_plan(
+        Options(state_dir=tmp_path, vulnerable=True, environ=environ), services=(AUTH,)
+    )
+    auth = plan.get("auth")
+    assert auth.port == 9901
+    assert auth.env["HOPSHOP_PROPAGATION"] == "forward"
+    assert auth.env["HOPSHOP_REDIS_URL"] == "redis://127.0.0.1:9902/0"
+    assert plan.get("kafka").port == 9092
+
+
+def test_workers_share_their_service_settings(tmp_path: Path) -> None:
+    workers = (
+        Worker("edge-worker", "hopshop_stack.cli", service="auth"),
+        Worker("orphan-worker", "hopshop_stack.cli", service="nowhere"),
+    )
+    plan = build_plan(
+        Options(state_dir=tmp_path, environ={}), services=(AUTH, MISSING), workers=workers
+    )
+    worker = plan.get("edge-worker")
+    assert worker.kind == "worker" and worker.port is None
+    assert worker.argv[1:] == ("-m", "hopshop_stack.cli")
+    assert worker.env["AUTH_DATABASE_URL"].endswith("/auth.db")
+    assert ("orphan-worker", "its service nowhere is not started") in plan.skipped
+
+
+@pytest.mark.parametrize(
+    ("environ", "only", "message"),
+    [
+        ({"HOPSHOP_PORT_AUTH": "http"}, None, "HOPSHOP_PORT_AUTH='http' is not a port number"),
+        ({"HOPSHOP_PORT_AUTH": "70000"}, None, "out of range"),
+        ({"HOPSHOP_PORT_AUTH": "6379"}, None, "valkey and auth are both given port 6379"),
+        ({}, frozenset({"shop"}), "unknown service: shop"),
+    ],
+)
+def test_bad_options_are_refused(
+    tmp_path: Path, environ: dict[str, str], only: frozenset[str] | None, message: str
+) -> None:
+    with pytest.raises(PlanError, match=message):
+        build_plan(Options(state_dir=tmp_path, environ=environ, only=only), services=(AUTH,))

@@ -1,0 +1,231 @@
+"""`hopshop` for real: valkey, the Tansu broker and the auth service on free ports.
+
+Only the auth service is started (``--only auth``), so the suite stays fast and does
+not depend on services still being written; the registry logic is in test_components.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+from hopshop_stack import processes
+from hopshop_stack.cli import main
+from hopshop_stack.components import SERVICES, TOPICS, port_env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_environment() -> dict[str, str]:
+    """HOPSHOP_PORT_<NAME> on a free port for every component the registry knows."""
+    names = ["valkey", "kafka", *(service.name for service in SERVICES)]
+    return {port_env(name): str(free_port()) for name in names}
+
+
+def hopshop(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hopshop_stack", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def recorded_pids(state_dir: Path) -> dict[str, int]:
+    raw = json.loads((state_dir / "stack.json").read_text())
+    return {c["name"]: c["pid"] for c in raw["components"]}
+
+
+def assert_all_gone(pids: dict[str, int]) -> None:
+    assert processes.wait_until(lambda: not any(processes.alive(p) for p in pids.values()), 5)
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    env: dict[str, str]
+    output: str
+    pids: dict[str, int]
+
+    def port(self, name: str) -> int:
+        return int(self.env[port_env(name)])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state_dir = tmp_path_factory.mktemp("stack")
+    env = port_environment()
+    result = hopshop("up", "-d", "--only", "auth", "--state-dir", str(state_dir), env=env)
+    pids = recorded_pids(state_dir) if (state_dir / "stack.json").exists() else {}
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield Stack(state_dir, env, result.stdout, pids)
+    finally:
+        hopshop("down", "--state-dir", str(state_dir), env=env)
+        for pid in pids.values():  # a safety net should `down` be broken
+            if processes.alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_up_shows_progress_urls_logins_and_how_to_stop(stack: Stack) -> None:
+    out = stack.output
+    for name in ("valkey", "kafka", "topics", "auth"):
+        assert re.search(rf"✓ {name}\s+\d+\.\ds", out), out
+    assert f"http://127.0.0.1:{stack.port('auth')}" in out
+    assert f"redis://127.0.0.1:{stack.port('valkey')}/0" in out
+    assert "alice / alice-dev-password" in out and "carol / carol-dev-password" in out
+    assert "<id> / <id>-dev-secret" in out
+    assert f"hopshop down --state-dir {stack.state_dir}" in out
+
+
+def test_status_shows_everyone_healthy(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--json", "--state-dir", str(stack.state_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["running"] and report["mode"] == "detached" and not report["vulnerable"]
+    rows = {row["name"]: row for row in report["components"]}
+    assert list(rows) == ["valkey", "kafka", "auth"]
+    assert {row["health"] for row in rows.values()} == {"healthy"}
+    assert rows["auth"]["port"] == stack.port("auth")
+    assert rows["auth"]["pid"] == stack.pids["auth"]
+
+    assert main(["status", "--state-dir", str(stack.state_dir)]) == 0
+    table = capsys.readouterr().out
+    assert re.search(rf"auth\s+{stack.pids['auth']}\s+{stack.port('auth')}\s+healthy", table)
+
+
+def test_auth_discovery_answers_at_the_printed_url(stack: Stack) -> None:
+    match = re.search(r"discovery:\s+(http://\S+)", stack.output)
+    assert match, stack.output
+    discovery = httpx.get(match.group(1), timeout=5).json()
+    assert discovery["issuer"] == f"http://127.0.0.1:{stack.port('auth')}"
+
+
+def test_topics_and_dead_letter_topics_exist(stack: Stack) -> None:
+    async def list_topics() -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=f"127.0.0.1:{stack.port('kafka')}")
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    topics = asyncio.run(list_topics())
+    assert set(TOPICS) <= topics
+    assert {"order.placed", "order.placed.dlq", "payment.failed.dlq"} <= topics
+
+
+def test_second_up_refuses(stack: Stack) -> None:
+    state_dir = str(stack.state_dir)
+    result = hopshop("up", "-d", "--only", "auth", "--state-dir", state_dir, env=stack.env)
+    assert result.returncode == 1
+    assert "already running" in result.stderr
+    assert recorded_pids(stack.state_dir) == stack.pids  # the running stack is untouched
+
+
+def test_busy_port_is_named_before_anything_starts(stack: Stack, tmp_path: Path) -> None:
+    # Same ports, another state dir: valkey, kafka and auth are all taken.
+    result = hopshop("up", "-d", "--only", "auth", "--state-dir", str(tmp_path), env=stack.env)
+    assert result.returncode == 1
+    assert f"port {stack.port('auth')} (auth) is already in use" in result.stderr
+    assert f"port {stack.port('valkey')} (valkey) is already in use" in result.stderr
+    assert not (tmp_path / "stack.json").exists()
+    assert not (tmp_path / "logs").exists()
+
+
+def test_logs_show_content(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["logs", "auth", "-n", "200", "--state-dir", str(stack.state_dir)]) == 0
+    assert "auth service ready" in capsys.readouterr().out
+
+    assert main(["logs", "-n", "5", "--state-dir", str(stack.state_dir)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^valkey +\| ", out, re.MULTILINE)
+    assert re.search(r"^auth +\| ", out, re.MULTILINE)
+
+    assert main(["logs", "nowhere", "--state-dir", str(stack.state_dir)]) == 1
+    assert "no log for 'nowhere'" in capsys.readouterr().err
+
+
+def test_down_leaves_no_process_behind(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    assert all(processes.alive(pid) for pid in stack.pids.values())
+    assert main(["down", "--state-dir", str(stack.state_dir)]) == 0
+    assert_all_gone(stack.pids)
+    assert not (stack.state_dir / "stack.json").exists()
+    assert not processes.port_open(stack.port("auth"))
+    assert main(["status", "--state-dir", str(stack.state_dir)]) == 3
+    assert "not running" in capsys.readouterr().out
+
+
+def test_a_component_that_fails_stops_everything(tmp_path: Path) -> None:
+    env = {**port_environment(), "AUTH_POLICY_FILE": str(tmp_path / "missing.toml")}
+    result = hopshop("up", "-d", "--only", "auth", "--state-dir", str(tmp_path), env=env)
+    assert result.returncode == 1
+    assert "✗ auth" in result.stdout and "exited with code" in result.stdout
+    assert "cannot read policy file" in result.stderr  # the tail of auth's log
+    assert not (tmp_path / "stack.json").exists()
+    for name in ("valkey", "kafka"):
+        assert not processes.port_open(int(env[port_env(name)])), f"{name} still runs"
+
+
+def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    env = port_environment()
+    up = ["up", "--vulnerable", "--only", "auth", "--state-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hopshop_stack", *up],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        seen = ""
+        while "hopshop is up" not in seen and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert "hopshop is up" in seen, seen
+        pids = recorded_pids(tmp_path)
+        auth_pid = pids["auth"]
+        environ = Path(f"/proc/{auth_pid}/environ").read_bytes().split(b"\0")
+        assert b"HOPSHOP_PROPAGATION=forward" in environ
+
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, out + err
+    assert "VULNERABLE MODE" in err
+    assert "stopped auth" in out and "stopped valkey" in out
+    assert_all_gone(pids)
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_demo_and_attack_arrive_later(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 2
+    assert main(["attack"]) == 2
+    assert "arrives with the shop services" in capsys.readouterr().err
