@@ -12,11 +12,13 @@ from functools import partial
 
 import redis
 from fastapi import FastAPI
+from hopauth import AccessTokenValidator
+from hopauth.fastapi import install_problem_handlers as hopauth_problems
 from hopkit.logs import configure_logging
 from hopkit.tracing import TracingMiddleware
 from sqlalchemy import Engine, text
 
-from . import realm
+from . import directory, realm
 from .api import router, token
 from .config import Settings
 from .db import create_db_engine, create_session_factory
@@ -85,6 +87,10 @@ def _wire(
         sessions=sessions,
     )
     app.state.keys = keys
+    # The issuer is also a resource server for its user directory (audience "auth").
+    app.state.hopauth_validator = AccessTokenValidator(
+        issuer=settings.issuer, audience=directory.AUDIENCE, keys=directory.IssuerKeys(keys)
+    )
     app.state.oauth_server = build_server(context, clients)
     app.state.readiness = partial(readiness, engine, redis_client)
     app.state.login_slots = asyncio.Semaphore(settings.login_concurrency)
@@ -145,6 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_route("/token", token, methods=["POST"], include_in_schema=False)
     app.include_router(router)
+    app.include_router(directory.router)
     install_error_handlers(app)
+    hopauth_problems(app)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from hopkit.problems import problem_response
+from hopkit.problems import Problem, problem_response
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -25,6 +25,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
 
+async def _problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return exc.response()
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     if request.url.path in OAUTH_PATHS:
         return oauth_error(400, "invalid_request", "Malformed request.")
@@ -39,6 +44,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -150,6 +150,13 @@ class KeyStore:
             key = self._keys.get(kid)
         return key.public_key if key is not None else None
 
+    def public_jwk(self, kid: str) -> dict[str, str] | None:
+        """The published JWK for ``kid`` (with ``kid``, ``alg``, ``use``), or None."""
+        if self.public_key(kid) is None:
+            return None
+        key = self._keys[kid]
+        return {**key.public_jwk, "kid": key.kid, "use": "sig", "alg": ALGORITHM}
+
     def jwks(self) -> dict[str, Any]:
         self.active()
         keys = [
