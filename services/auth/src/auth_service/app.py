@@ -17,6 +17,7 @@ from hopauth.fastapi import install_problem_handlers as hopauth_problems
 from hopkit.logs import configure_logging
 from hopkit.tracing import TracingMiddleware
 from sqlalchemy import Engine, text
+from starlette.middleware.cors import CORSMiddleware
 
 from . import directory, realm
 from .api import router, token
@@ -154,5 +155,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(directory.router)
     install_error_handlers(app)
     hopauth_problems(app)
+    if settings.cors_origins:
+        # The web UI (a public client) redeems its code and refreshes from the browser.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            allow_credentials=False,
+            max_age=600,
+        )
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=16 * 1024, ge=1024)
     # Password checks (argon2, ~64 MiB each) allowed at once; more logins wait their turn.
     login_concurrency: int = Field(default=4, ge=1, le=64)
+    # Browser origins allowed to call the token endpoints (the web UI redeems its code there).
+    cors_origins: list[str] = ["http://127.0.0.1:8000", "http://localhost:8000"]
     # Longest act chain an exchanged token may carry (hops), so chains stay bounded.
     max_actor_chain: int = Field(default=5, ge=1, le=10)
 

@@ -84,5 +84,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("authlib").setLevel(max(logging.INFO, root.level))
+    # uvicorn's own lines ("Started server process" ...) go through our JSON handler too.
+    for name in ("uvicorn", "uvicorn.error"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
     # The tracing middleware writes the access log, with the ids and without query strings.
     logging.getLogger("uvicorn.access").disabled = True
