@@ -29,8 +29,9 @@ uv:
 sync: uv
 	@$(UV) sync --frozen --all-packages
 
+# A temp dir of our own: pytest prunes old runs under /tmp, which breaks a run going on beside it.
 test: sync
-	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+	@$(UV) run --frozen pytest --basetemp=var/pytest $(PYTEST_ARGS)
 
 lint: sync
 	@$(UV) run --frozen ruff check .

@@ -25,7 +25,9 @@ DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="AUTH_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     env: Environment = Field(
         default=Environment.DEVELOPMENT, validation_alias=AliasChoices("HOPSHOP_ENV")

@@ -1,0 +1,1 @@
+"""hopshop billing: invoices, and the worker that charges placed orders (port 8004)."""

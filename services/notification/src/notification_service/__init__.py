@@ -1,0 +1,1 @@
+"""hopshop notification: customers' notifications and support broadcasts (port 8005)."""

@@ -31,7 +31,10 @@ class Propagation(StrEnum):
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a refused setting must not print its value (a secret, say).
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     env: Environment = Field(
         default=Environment.DEVELOPMENT, validation_alias=AliasChoices("HOPSHOP_ENV")

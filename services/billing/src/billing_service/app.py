@@ -1,0 +1,142 @@
+"""The billing service's application factory.
+
+Run with ``uvicorn --factory billing_service.app:create_app``. The Kafka
+worker (consumer of ``order.placed`` and outbox relay) runs in the same
+process, as background tasks of the lifespan, unless ``BILLING_WORKER=false``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+import redis.asyncio as redis
+from fastapi import FastAPI
+from hopauth import AccessTokenValidator, HopAuthError, JWKSCache, TokenEndpoint
+from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
+from hopauth.redis_cache import RedisTokenCache
+from hopauth.redis_revocation import RedisRevocationChecker
+from hopkit import db, health
+from hopkit.health import Check
+from hopkit.logs import configure_logging
+from hopkit.problems import install_problem_handlers
+from hopkit.settings import Propagation
+from hopkit.tracing import TracingMiddleware
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .api import router
+from .config import AUDIENCE, WORKER_CLIENT_ID, Settings
+from .orders import OrderClient, order_credentials, order_http
+from .provider import SimulatedProvider
+from .readiness import database_check, kafka_check, redis_check
+from .worker import BillingWorker
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = "billing_service:alembic"
+
+
+async def _prefetch(keys: JWKSCache, issuer: str) -> None:
+    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
+    try:
+        await keys.prefetch()
+    except (HopAuthError, httpx.HTTPError):
+        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
+
+
+async def _start_worker(
+    resources: AsyncExitStack,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    store: redis.Redis | None,
+) -> BillingWorker:
+    endpoint = TokenEndpoint(
+        token_url=settings.resolved_token_url,
+        client_id=WORKER_CLIENT_ID,
+        client_secret=settings.worker_client_secret.get_secret_value(),
+        http=http,
+    )
+    # Replicas share one token for the order service through valkey, when there is one.
+    credentials = order_credentials(endpoint, RedisTokenCache(store) if store else None)
+    orders_http = await resources.enter_async_context(
+        order_http(settings.order_url, credentials, settings.order_timeout)
+    )
+    worker = BillingWorker(settings, sessions, OrderClient(orders_http), SimulatedProvider())
+    await worker.start()
+    resources.push_async_callback(worker.stop)
+    return worker
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.json_logs:
+            configure_logging("billing", settings.log_level)
+        if settings.propagation is Propagation.FORWARD:
+            log.warning(
+                "HOPSHOP_PROPAGATION=forward is the vulnerable teaching mode; billing still "
+                "insists on tokens addressed to it"
+            )
+        async with AsyncExitStack() as resources:
+            engine = db.create_engine(settings.database_url)
+            resources.push_async_callback(engine.dispose)
+            if settings.auto_migrate:
+                await db.upgrade(engine, MIGRATIONS)
+            sessions = db.session_factory(engine)
+
+            http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
+            keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
+            await _prefetch(keys, settings.issuer)
+            checks: dict[str, Check] = {"database": database_check(engine)}
+            revocation = None
+            store: redis.Redis | None = None
+            if settings.redis_url:
+                store = redis.Redis.from_url(
+                    settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+                )
+                resources.push_async_callback(store.aclose)
+                revocation = RedisRevocationChecker(store)
+                checks["redis"] = redis_check(store)
+            elif settings.is_production:
+                log.warning("HOPSHOP_REDIS_URL is not set: revoked sessions are not refused")
+            if settings.kafka_bootstrap:
+                checks["kafka"] = kafka_check(settings.kafka_bootstrap)
+
+            app.state.settings = settings
+            app.state.db_engine = engine
+            app.state.db_sessions = sessions
+            app.state.hopauth_validator = AccessTokenValidator(
+                issuer=settings.issuer, audience=AUDIENCE, keys=keys, revocation=revocation
+            )
+            app.state.readiness_checks = checks
+            app.state.worker = None
+            if settings.runs_worker:
+                app.state.worker = await _start_worker(resources, settings, sessions, http, store)
+            log.info(
+                "billing service ready",
+                extra={
+                    "issuer": settings.issuer,
+                    "env": settings.env.value,
+                    "worker": settings.runs_worker,
+                },
+            )
+            yield
+
+    app = FastAPI(
+        title="hopshop billing",
+        description="Invoices, read by customers through the gateway. A Kafka worker in the "
+        "same process charges placed orders (simulated provider) and emits payment events.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.include_router(health.router)
+    install_problem_handlers(app)
+    install_auth_problem_handlers(app)
+    app.add_middleware(TracingMiddleware, access_log=settings.access_log)
+    return app

@@ -1,0 +1,65 @@
+"""Shapes billing reads and writes: its API's answers, the event it consumes, the order it fetches.
+
+What comes from outside (an ``order.placed`` event, the order service's
+answer) is parsed strictly here, so the service layer only ever sees values
+that fit: an order id that is safe in a URL path, an amount that is an
+integer, a card that is masked.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Order ids as the other services accept them: also safe as one URL path segment.
+ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
+
+PENDING_PAYMENT = "PENDING_PAYMENT"
+
+
+class InvoiceOut(BaseModel):
+    id: str
+    order_id: str
+    status: Literal["PAID", "DECLINED"]
+    amount_cents: int
+    currency: str = Field(description="ISO 4217 code")
+    created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, moment: datetime) -> datetime:
+        """SQLite hands back naive datetimes; every time billing stores is UTC."""
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class OrderPlacedData(BaseModel):
+    """``data`` of an ``order.placed`` event: the order id is all billing takes from it."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    order_id: OrderId
+
+
+class OrderCard(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    masked: str = Field(max_length=32)
+
+
+class Order(BaseModel):
+    """The authoritative order, as ``GET /internal/orders/{id}`` answers (docs/internal-api.md).
+
+    Only the fields billing needs; the rest is ignored, so order may add fields freely.
+    """
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    id: OrderId
+    status: str = Field(max_length=32)
+    customer_id: str = Field(min_length=1, max_length=255)
+    total_cents: int
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    card: OrderCard

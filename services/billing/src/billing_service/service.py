@@ -1,0 +1,143 @@
+"""Business logic: reading invoices, and settling a placed order.
+
+Functions take the session and plain values; the caller owns the
+transaction (the request's session dependency, or the event consumer), so
+the invoice, its payment event in the outbox and the consumed event's id
+commit together or not at all.
+
+Settling trusts nothing from the ``order.placed`` event but the order id.
+What to charge, to whom, and whether to charge at all comes from the order
+service: an event can be forged or replayed, the order service's answer is
+the authority.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from hopkit.events import PAYMENT_FAILED, PAYMENT_SUCCEEDED, Envelope
+from hopkit.outbox import add_to_outbox
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import repository
+from .config import PRODUCER
+from .models import Invoice, InvoiceStatus
+from .orders import OrderClient
+from .provider import SimulatedProvider
+from .schemas import PENDING_PAYMENT
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    PAID = "paid"
+    DECLINED = "declined"
+    ALREADY_INVOICED = "already-invoiced"  # another event for an order charged before
+    ORDER_NOT_FOUND = "order-not-found"  # the order service does not know the order
+    NOT_PAYABLE = "not-payable"  # the order exists but is not awaiting payment
+    AWAITING_CUSTOMER = "awaiting-customer"  # the card needs the cardholder to authenticate
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    outcome: Outcome
+    invoice: Invoice | None = None
+    order_status: str | None = None
+
+    @property
+    def charged(self) -> bool:
+        return self.outcome in (Outcome.PAID, Outcome.DECLINED)
+
+
+async def list_invoices(session: AsyncSession, customer_id: str) -> list[Invoice]:
+    return await repository.invoices_of(session, customer_id)
+
+
+async def settle_order(
+    session: AsyncSession,
+    *,
+    order_id: str,
+    event_id: str,
+    orders: OrderClient,
+    provider: SimulatedProvider,
+) -> Settlement:
+    """Charge a placed order once: invoice it and announce the payment, or charge nobody.
+
+    Nobody is charged when the order already has an invoice (a redelivered or
+    duplicated event), when the order service does not know the order (a
+    forged event), or when the order is no longer awaiting payment (cancelled,
+    expired, or paid). Raises :class:`~billing_service.orders.OrderServiceError`
+    when the order service gives no answer (the caller retries) and
+    :class:`~billing_service.orders.UnusableOrder` or
+    :class:`~billing_service.provider.InvalidCharge` when no retry can help.
+    """
+    existing = await repository.invoice_for_order(session, order_id)
+    if existing is not None:
+        log.info(
+            "order already invoiced; nobody charged again",
+            extra={"order_id": order_id, "invoice_id": existing.id},
+        )
+        return Settlement(Outcome.ALREADY_INVOICED, existing)
+
+    order = await orders.fetch(order_id)
+    if order is None:
+        log.warning(
+            "order.placed for an order the order service does not know; nobody charged",
+            extra={"order_id": order_id, "event_id": event_id},
+        )
+        return Settlement(Outcome.ORDER_NOT_FOUND)
+    if order.status != PENDING_PAYMENT:
+        log.info(
+            "order is not awaiting payment; nobody charged",
+            extra={"order_id": order_id, "order_status": order.status},
+        )
+        return Settlement(Outcome.NOT_PAYABLE, order_status=order.status)
+
+    charge = provider.charge(
+        masked_card=order.card.masked,
+        amount_cents=order.total_cents,
+        currency=order.currency,
+        idempotency_key=order_id,
+    )
+    if charge.requires_action:
+        # Nothing to invoice or announce: the order stays unpaid until it is cancelled or expires.
+        log.info("payment needs the cardholder to authenticate", extra={"order_id": order_id})
+        return Settlement(Outcome.AWAITING_CUSTOMER)
+    invoice = await repository.add_invoice(
+        session,
+        Invoice(
+            id=str(uuid.uuid4()),
+            order_id=order_id,
+            customer_id=order.customer_id,
+            status=(InvoiceStatus.PAID if charge.approved else InvoiceStatus.DECLINED).value,
+            amount_cents=order.total_cents,
+            currency=order.currency,
+            decline_reason=charge.decline_reason,
+            provider_reference=charge.reference,
+            event_id=event_id,
+            created_at=datetime.now(UTC),
+        ),
+    )
+    await _announce(session, invoice)
+    return Settlement(Outcome.PAID if charge.approved else Outcome.DECLINED, invoice)
+
+
+async def _announce(session: AsyncSession, invoice: Invoice) -> None:
+    """payment.succeeded or payment.failed, in the outbox, in the invoice's transaction."""
+    data: dict[str, object] = {
+        "order_id": invoice.order_id,
+        "invoice_id": invoice.id,
+        "amount_cents": invoice.amount_cents,
+        "currency": invoice.currency,
+    }
+    if invoice.status == InvoiceStatus.PAID:
+        topic = PAYMENT_SUCCEEDED
+    else:
+        topic = PAYMENT_FAILED
+        data["reason"] = invoice.decline_reason
+    envelope = Envelope.new(topic, PRODUCER, invoice.customer_id, data)
+    await add_to_outbox(session, topic, invoice.order_id, envelope)

@@ -1,0 +1,157 @@
+"""The public API (``/api/...``): parse, authorise, call the service layer. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path, status
+
+from . import service
+from .deps import (
+    GatewayDep,
+    InvoiceReader,
+    NotificationReader,
+    OrderReader,
+    OrderWriter,
+    SupportStaff,
+)
+from .schemas import (
+    ORDER_ID_PATTERN,
+    BroadcastIn,
+    BroadcastOut,
+    InvoiceOut,
+    NotificationOut,
+    OrderIn,
+    OrderOut,
+    ProductOut,
+)
+
+router = APIRouter(prefix="/api")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {}}}
+
+
+DOWNSTREAM_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    502: _problem("A service behind the gateway failed or answered nonsense"),
+    503: _problem("A service behind the gateway (or the issuer) cannot be reached"),
+    504: _problem("A service behind the gateway did not answer in time"),
+}
+USER_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: _problem("No token, or an invalid one (see `WWW-Authenticate`)"),
+    403: _problem("Missing scope (see `WWW-Authenticate`), or not a token of the web UI"),
+    422: _problem("The request is invalid; `errors` names the fields"),
+    429: _problem("Too many requests from this user; see `Retry-After`"),
+    **DOWNSTREAM_PROBLEMS,
+}
+ORDER_ID = Path(pattern=ORDER_ID_PATTERN, description="The order's id")
+
+
+@router.get(
+    "/products",
+    tags=["catalogue"],
+    summary="The catalogue (public)",
+    responses=DOWNSTREAM_PROBLEMS,
+)
+async def list_products(gw: GatewayDep) -> list[ProductOut]:
+    return await service.list_products(gw)
+
+
+@router.post(
+    "/orders",
+    tags=["orders"],
+    summary="Place an order",
+    description="Needs `orders:write`. Stock is reserved at once; payment follows "
+    "asynchronously (`PENDING_PAYMENT` → `CONFIRMED` or `CANCELLED`).",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        409: _problem("Not enough stock: nothing reserved, nothing charged"),
+        **USER_PROBLEMS,
+    },
+)
+async def place_order(body: OrderIn, gw: GatewayDep, user: OrderWriter) -> OrderOut:
+    return await service.place_order(gw, user, body)
+
+
+@router.get(
+    "/orders",
+    tags=["orders"],
+    summary="Your orders",
+    description="Needs `orders:read`.",
+    responses=USER_PROBLEMS,
+)
+async def list_orders(gw: GatewayDep, user: OrderReader) -> list[OrderOut]:
+    return await service.list_orders(gw, user)
+
+
+@router.get(
+    "/orders/{order_id}",
+    tags=["orders"],
+    summary="One of your orders",
+    description="Needs `orders:read`. Another customer's order is a 404, like a missing one.",
+    responses={404: _problem("No such order of yours"), **USER_PROBLEMS},
+)
+async def get_order(gw: GatewayDep, user: OrderReader, order_id: str = ORDER_ID) -> OrderOut:
+    return await service.get_order(gw, user, order_id)
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    tags=["orders"],
+    summary="Cancel an unpaid order (its stock is released)",
+    description="Needs `orders:write`.",
+    responses={
+        404: _problem("No such order of yours"),
+        409: _problem("The order is not awaiting payment"),
+        **USER_PROBLEMS,
+    },
+)
+async def cancel_order(gw: GatewayDep, user: OrderWriter, order_id: str = ORDER_ID) -> OrderOut:
+    return await service.cancel_order(gw, user, order_id)
+
+
+@router.get(
+    "/invoices",
+    tags=["billing"],
+    summary="Your invoices",
+    description="Needs `billing:read`.",
+    responses=USER_PROBLEMS,
+)
+async def list_invoices(gw: GatewayDep, user: InvoiceReader) -> list[InvoiceOut]:
+    return await service.list_invoices(gw, user)
+
+
+@router.get(
+    "/notifications",
+    tags=["notifications"],
+    summary="Your notifications, and broadcasts",
+    description="Needs `notifications:read`.",
+    responses=USER_PROBLEMS,
+)
+async def list_notifications(gw: GatewayDep, user: NotificationReader) -> list[NotificationOut]:
+    return await service.list_notifications(gw, user)
+
+
+@router.get(
+    "/support/orders/{order_id}",
+    tags=["support"],
+    summary="Any customer's order (support staff)",
+    description="Needs `support:read`, which only support staff get.",
+    responses={404: _problem("No such order"), **USER_PROBLEMS},
+)
+async def support_order(gw: GatewayDep, staff: SupportStaff, order_id: str = ORDER_ID) -> OrderOut:
+    return await service.support_order(gw, staff, order_id)
+
+
+@router.post(
+    "/broadcasts",
+    tags=["support"],
+    summary="A message to every customer (support staff)",
+    description="Needs `support:read`. The gateway sends it to notification with its own "
+    "client-credentials token: no user context travels.",
+    status_code=status.HTTP_201_CREATED,
+    responses=USER_PROBLEMS,
+)
+async def broadcast(body: BroadcastIn, gw: GatewayDep, staff: SupportStaff) -> BroadcastOut:
+    return await service.broadcast(gw, body)

@@ -1,0 +1,151 @@
+"""The gateway's application factory: the only public API, and the web UI.
+
+Run with ``uvicorn --factory gateway_service.app:create_app --port 8000``.
+The gateway has no database: its state is the issuer's keys, one token
+exchanger (the exchange cache), and Redis (revoked sessions, rate limits,
+its own client-credentials token).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+import redis.asyncio as redis
+from fastapi import FastAPI
+from hopauth import (
+    AccessTokenValidator,
+    ClientCredentials,
+    HopAuthError,
+    JWKSCache,
+    TokenEndpoint,
+    TokenExchanger,
+)
+from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
+from hopauth.redis_cache import RedisTokenCache
+from hopauth.redis_revocation import RedisRevocationChecker
+from hopkit import health
+from hopkit.health import Check
+from hopkit.logs import configure_logging
+from hopkit.problems import install_problem_handlers
+from hopkit.settings import Propagation
+from hopkit.tracing import TracingMiddleware
+
+from . import forwarding, stats, ui
+from .api import router
+from .config import AUDIENCE, Settings
+from .downstream import Downstream, trace_headers
+from .hops import HopTokens
+from .ratelimit import RateLimiter
+from .service import NOTIFICATION, Gateway
+
+log = logging.getLogger(__name__)
+
+
+def _redis_check(client: redis.Redis) -> Check:
+    async def check() -> None:
+        await client.ping()
+
+    return check
+
+
+async def _prefetch(keys: JWKSCache, issuer: str) -> None:
+    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
+    try:
+        await keys.prefetch()
+    except (HopAuthError, httpx.HTTPError):
+        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+    forward = settings.propagation is Propagation.FORWARD
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.json_logs:
+            configure_logging("gateway", settings.log_level)
+        if forward:
+            forwarding.warn_loudly()
+        async with AsyncExitStack() as resources:
+            # One pooled client for the issuer and every service; each request carries
+            # the request id and trace context on.
+            http = await resources.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(settings.downstream_timeout),
+                    event_hooks={"request": [trace_headers]},
+                )
+            )
+            keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
+            await _prefetch(keys, settings.issuer)
+            checks: dict[str, Check] = {}
+            store = None
+            if settings.redis_url:
+                store = redis.Redis.from_url(
+                    settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+                )
+                resources.push_async_callback(store.aclose)
+                checks["redis"] = _redis_check(store)
+            else:
+                log.warning(
+                    "HOPSHOP_REDIS_URL is not set: no rate limit, revoked sessions are not refused"
+                )
+
+            endpoint = TokenEndpoint(
+                token_url=settings.token_url,
+                client_id=settings.client_id,
+                client_secret=settings.client_secret.get_secret_value(),
+                http=http,
+            )
+            hops = HopTokens(
+                settings.propagation,
+                TokenExchanger(endpoint),
+                ClientCredentials(
+                    endpoint,
+                    audience=NOTIFICATION,
+                    scopes=["notifications:broadcast"],
+                    cache=RedisTokenCache(store) if store is not None else None,
+                ),
+            )
+            app.state.settings = settings
+            app.state.hopauth_validator = AccessTokenValidator(
+                issuer=settings.issuer,
+                audience=AUDIENCE,
+                keys=keys,
+                revocation=RedisRevocationChecker(store) if store is not None else None,
+            )
+            app.state.gateway = Gateway(hops, Downstream(http, settings.service_urls()))
+            app.state.rate_limiter = RateLimiter(
+                store, limit=settings.rate_limit, window=settings.rate_window
+            )
+            app.state.readiness_checks = checks
+            log.info(
+                "gateway ready",
+                extra={
+                    "issuer": settings.issuer,
+                    "env": settings.env.value,
+                    "propagation": settings.propagation.value,
+                },
+            )
+            yield
+
+    app = FastAPI(
+        title="hopshop gateway",
+        description="The only public API of hopshop. Every call with a user behind it needs "
+        "a user token for audience `gateway` from the web client; the gateway exchanges it "
+        "for a token made for the one service it calls next (RFC 8693).",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.include_router(ui.router)
+    app.include_router(stats.router)
+    app.include_router(health.router)
+    install_problem_handlers(app)
+    install_auth_problem_handlers(app)
+    if forward:
+        app.add_middleware(forwarding.VulnerableModeHeader)
+    app.add_middleware(TracingMiddleware, access_log=settings.access_log)
+    return app

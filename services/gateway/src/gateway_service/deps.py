@@ -1,0 +1,69 @@
+"""FastAPI dependencies as ``Annotated`` aliases; everything comes from app.state.
+
+A user route's dependency does three things, in this order: validate the
+token (``aud`` gateway, issued to the web client, the route's scope; an
+invalid token never counts against anyone's limit), log who it is (claims
+only, never the token), then count the request against that user's limit.
+
+No ``from __future__ import annotations`` here: the per-route dependency is a
+closure over its ``Requires``, and FastAPI must see that annotation evaluated
+(a string would name a local it cannot resolve).
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from hopauth import Principal
+from hopauth.fastapi import BearerToken, Requires
+from hopkit.logs import annotate
+
+from .config import WEB_CLIENT
+from .problems import rate_limited
+from .ratelimit import RateLimiter
+from .service import Gateway, User
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(_gateway)]
+
+
+def _user(*scopes: str) -> Any:
+    # Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
+    requires = Requires(*scopes, callers={WEB_CLIENT})
+
+    async def user(
+        request: Request,
+        principal: Annotated[Principal, Depends(requires)],
+        token: BearerToken,
+    ) -> User:
+        annotate(sub=principal.subject, client_id=principal.client_id, jti=principal.token_id)
+        limiter: RateLimiter = request.app.state.rate_limiter
+        verdict = await limiter.hit(principal.subject)
+        if not verdict.allowed:
+            annotate(rate_limited=True)
+            raise rate_limited(verdict.retry_after, limiter.limit, limiter.window)
+        return User(principal, token)
+
+    return Depends(user)
+
+
+OrderWriter = Annotated[User, _user("orders:write")]
+"""A customer placing or cancelling an order."""
+
+OrderReader = Annotated[User, _user("orders:read")]
+"""A customer looking at their orders."""
+
+InvoiceReader = Annotated[User, _user("billing:read")]
+"""A customer looking at their invoices."""
+
+NotificationReader = Annotated[User, _user("notifications:read")]
+"""A customer reading their notifications."""
+
+SupportStaff = Annotated[User, _user("support:read")]
+"""Support staff. ``support:read`` is the scope only support staff get at login; it
+also admits broadcasts, for want of a dedicated scope (``support:broadcast``) in
+the auth policy."""

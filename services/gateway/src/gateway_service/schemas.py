@@ -1,0 +1,108 @@
+"""Public request and response bodies (DESIGN.md, "Public API at the gateway").
+
+Requests are strict: unknown fields, numbers sent as strings and oversized
+lists are refused here with a 422 naming the field, before any token is
+exchanged or any service called. Responses are checked for the fields the
+public contract promises; fields the owning service adds beyond them pass
+through (``extra="allow"``), so the gateway does not have to change with
+every field a service gains.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+MAX_ID = 2**31 - 1
+MAX_QUANTITY = 1000
+#: Order ids as the order and inventory services accept them. Checked at the edge,
+#: so no path trickery (``..``, ``%2F``) ever reaches a service behind us.
+ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+#: Ids of records owned by other services: whatever JSON type their owner chose.
+Id = int | str
+
+
+class ProductOut(BaseModel):
+    id: int
+    sku: str
+    name: str
+    price_cents: int
+    currency: str = Field(description="ISO 4217 code")
+    available: int = Field(description="units that can be ordered now")
+
+
+class OrderLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: Annotated[int, Field(ge=1, le=MAX_ID, strict=True, examples=[1])]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, examples=[2])]
+
+
+class OrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[OrderLine] = Field(min_length=1, max_length=100)
+    card: str = Field(
+        pattern=r"^[0-9]{12,19}$",
+        description="A test card number, digits only. 4000000000000002 is always declined.",
+        examples=["4242424242424242"],
+    )
+
+
+class OrderItemOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    product_id: int
+    quantity: int
+
+
+class OrderOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: Id
+    status: str = Field(description="PENDING_PAYMENT, CONFIRMED or CANCELLED")
+    items: list[OrderItemOut]
+    total_cents: int
+    currency: str
+    created_at: str
+
+
+class InvoiceOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: Id
+    order_id: Id
+    status: str = Field(description="PAID or DECLINED")
+    amount_cents: int
+    currency: str
+    created_at: str
+
+
+class NotificationOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: Id
+    kind: str
+    message: str
+    order_id: Id | None = None
+    created_at: str
+    broadcast: bool = False
+
+
+class BroadcastIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, max_length=1000)
+
+
+class BroadcastOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+PRODUCTS = TypeAdapter(list[ProductOut])
+ORDER = TypeAdapter(OrderOut)
+ORDERS = TypeAdapter(list[OrderOut])
+INVOICES = TypeAdapter(list[InvoiceOut])
+NOTIFICATIONS = TypeAdapter(list[NotificationOut])
+BROADCAST = TypeAdapter(BroadcastOut)

@@ -1,0 +1,178 @@
+// hopshop demo UI: a public OAuth client (authorization code + PKCE S256).
+// Tokens stay in this module's memory, never in localStorage: a script injected
+// later cannot read them from storage, and a reload simply signs out. Only the
+// PKCE verifier and state survive the trip to the login page, in sessionStorage,
+// and they are deleted as soon as the code is redeemed.
+"use strict";
+
+let config = null;
+let tokens = null; // {access_token, refresh_token}
+
+const $ = (id) => document.getElementById(id);
+const say = (text) => { $("message").textContent = text || ""; };
+const money = (cents, currency) => `${(cents / 100).toFixed(2)} ${currency}`;
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomString() {
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+async function login() {
+  const verifier = randomString();
+  const state = randomString();
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  sessionStorage.setItem("pkce", JSON.stringify({ verifier, state }));
+  const url = new URL(config.authorization_endpoint);
+  url.search = new URLSearchParams({
+    response_type: "code", client_id: config.client_id, redirect_uri: config.redirect_uri,
+    scope: config.scope, state, code_challenge: challenge, code_challenge_method: "S256",
+  }).toString();
+  location.assign(url.toString());
+}
+
+async function redeem(params) {
+  const saved = JSON.parse(sessionStorage.getItem("pkce") || "null");
+  sessionStorage.removeItem("pkce");
+  history.replaceState(null, "", "/"); // the code must not linger in the address bar
+  if (params.get("error")) throw new Error(`login refused: ${params.get("error")}`);
+  if (!saved || params.get("state") !== saved.state) throw new Error("login state mismatch: try again");
+  const response = await fetch(config.token_endpoint, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code", code: params.get("code"),
+      redirect_uri: config.redirect_uri, client_id: config.client_id, code_verifier: saved.verifier,
+    }),
+  });
+  const body = await response.json();
+  if (!response.ok) throw new Error(`login failed: ${body.error || response.status}`);
+  tokens = { access_token: body.access_token, refresh_token: body.refresh_token };
+}
+
+async function logout() {
+  if (tokens && tokens.refresh_token && config.revocation_endpoint) {
+    // Ends the session at the issuer: services refuse its tokens from now on.
+    await fetch(config.revocation_endpoint, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: tokens.refresh_token, client_id: config.client_id }),
+    }).catch(() => {});
+  }
+  tokens = null;
+  render();
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (tokens) headers.Authorization = `Bearer ${tokens.access_token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(config.api + path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const why = data && (data.detail || data.title) || response.statusText;
+    throw new Error(`${method} ${path}: ${response.status} ${why}`);
+  }
+  return data;
+}
+
+function row(cells, action) {
+  const tr = document.createElement("tr");
+  for (const text of cells) {
+    const td = document.createElement("td");
+    td.textContent = text; // textContent, never innerHTML: data is not markup
+    tr.append(td);
+  }
+  const td = document.createElement("td");
+  if (action) td.append(action);
+  tr.append(td);
+  return tr;
+}
+
+function button(label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.addEventListener("click", () => onClick().catch((e) => say(e.message)));
+  return b;
+}
+
+async function loadProducts() {
+  const products = await api("GET", "/products");
+  $("products").tBodies[0].replaceChildren(...products.map((p) => row(
+    [p.sku, p.name, money(p.price_cents, p.currency), String(p.available)],
+    tokens ? button("Buy one", () => placeOrder(p.id)) : null,
+  )));
+}
+
+async function placeOrder(productId) {
+  const order = await api("POST", "/orders", {
+    items: [{ product_id: productId, quantity: 1 }], card: $("card").value.trim(),
+  });
+  say(`order ${order.id}: ${order.status}`);
+  await refresh();
+}
+
+async function loadAccount() {
+  const [orders, invoices, notifications] = await Promise.all([
+    api("GET", "/orders"), api("GET", "/invoices").catch((e) => (say(e.message), [])),
+    api("GET", "/notifications").catch((e) => (say(e.message), [])),
+  ]);
+  $("orders").tBodies[0].replaceChildren(...orders.map((o) => row(
+    [String(o.id), o.status + (o.reason ? ` (${o.reason})` : ""), money(o.total_cents, o.currency), o.created_at],
+    o.status === "PENDING_PAYMENT" ? button("Cancel", () => cancel(o.id)) : null,
+  )));
+  $("invoices").tBodies[0].replaceChildren(...invoices.map((i) => {
+    const tr = row([String(i.id), String(i.order_id), i.status, money(i.amount_cents, i.currency)]);
+    tr.lastChild.remove();
+    return tr;
+  }));
+  $("notifications").replaceChildren(...notifications.map((n) => {
+    const li = document.createElement("li");
+    li.textContent = `${n.created_at} ${n.broadcast ? "[broadcast] " : ""}${n.message}`;
+    return li;
+  }));
+}
+
+async function cancel(orderId) {
+  await api("POST", `/orders/${encodeURIComponent(orderId)}/cancel`);
+  await refresh();
+}
+
+function claims() {
+  // Display only: the gateway verifies the token, the page just shows who it names.
+  const payload = tokens.access_token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(payload));
+}
+
+async function refresh() {
+  await loadProducts();
+  if (tokens) await loadAccount();
+}
+
+function render() {
+  const signedIn = tokens !== null;
+  $("who").textContent = signedIn ? `signed in as ${claims().sub} (${claims().scope})` : "not signed in";
+  $("login").hidden = signedIn;
+  $("logout").hidden = !signedIn;
+  for (const el of document.querySelectorAll(".signed-in")) el.hidden = !signedIn;
+  refresh().catch((e) => say(e.message));
+}
+
+async function main() {
+  config = await (await fetch("/config.json")).json();
+  $("login").addEventListener("click", () => login().catch((e) => say(e.message)));
+  $("logout").addEventListener("click", () => logout().catch((e) => say(e.message)));
+  $("refresh").addEventListener("click", () => refresh().catch((e) => say(e.message)));
+  if (location.pathname === "/callback") {
+    try { await redeem(new URLSearchParams(location.search)); } catch (e) { say(e.message); }
+  }
+  render();
+}
+
+main().catch((e) => say(e.message));

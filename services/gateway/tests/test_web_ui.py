@@ -1,0 +1,58 @@
+"""The demo page, its configuration, and the headers that keep its token to itself."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+
+@pytest.mark.parametrize("path", ["/", "/callback"])
+def test_the_page_is_served_at_root_and_callback(http: httpx.Client, path: str) -> None:
+    response = http.get(path, params={"code": "x", "state": "y"} if path == "/callback" else None)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<script src="/app.js"' in response.text
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "'unsafe-inline'" not in policy
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_script_and_styles(http: httpx.Client) -> None:
+    script = http.get("/app.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "code_challenge_method" in script.text
+    assert "localStorage" not in script.text.replace("never in localStorage", "")
+    assert http.get("/app.css").headers["content-type"].startswith("text/css")
+
+
+def test_config_points_the_page_at_the_issuer(http: httpx.Client, issuer: str) -> None:
+    config = http.get("/config.json").json()
+    assert config["issuer"] == issuer
+    assert config["authorization_endpoint"] == f"{issuer}/authorize"
+    assert config["token_endpoint"] == f"{issuer}/token"
+    assert config["client_id"] == "web"
+    assert config["redirect_uri"] == "http://127.0.0.1:8000/callback"
+    assert set(config["scope"].split()) >= {"orders:read", "orders:write", "billing:read"}
+    assert issuer in http.get("/").headers["content-security-policy"]
+
+
+def test_the_issuer_lets_the_page_redeem_its_code(auth: httpx.Client) -> None:
+    """The CORS the page relies on: a preflighted POST from the gateway's origin."""
+    preflight = auth.options(
+        "/token",
+        headers={
+            "Origin": "http://127.0.0.1:8000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:8000"
+
+
+def test_health(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    ready = http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"redis": "ok"}

@@ -1,0 +1,129 @@
+"""The notification service's application factory.
+
+Run with ``uvicorn --factory notification_service.app:create_app``. The Kafka
+worker runs inside the same process, started and stopped by the lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+import redis.asyncio as redis
+from fastapi import FastAPI
+from hopauth import AccessTokenValidator, HopAuthError, JWKSCache
+from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
+from hopauth.redis_revocation import RedisRevocationChecker
+from hopkit import db, health
+from hopkit.health import Check
+from hopkit.logs import configure_logging
+from hopkit.problems import install_problem_handlers
+from hopkit.settings import Propagation
+from hopkit.tracing import TracingMiddleware
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .api import router
+from .config import AUDIENCE, Settings
+from .directory import UserDirectory, directory_client
+from .readiness import database_check, kafka_check, redis_check
+from .worker import NotificationWorker
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = "notification_service:alembic"
+
+
+async def _prefetch(keys: JWKSCache, issuer: str) -> None:
+    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
+    try:
+        await keys.prefetch()
+    except (HopAuthError, httpx.HTTPError):
+        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
+
+
+async def _start_worker(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    store: redis.Redis | None,
+    resources: AsyncExitStack,
+) -> NotificationWorker:
+    directory_http = await resources.enter_async_context(directory_client(settings, http, store))
+    worker = NotificationWorker(settings, sessions, UserDirectory(directory_http))
+    # Stops before the directory client and the database go (the exit stack is LIFO).
+    resources.push_async_callback(worker.stop)
+    await worker.start()
+    return worker
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.json_logs:
+            configure_logging("notification", settings.log_level)
+        if settings.propagation is Propagation.FORWARD:
+            log.warning(
+                "HOPSHOP_PROPAGATION=forward is the vulnerable teaching mode; notification "
+                "still insists on tokens addressed to it"
+            )
+        async with AsyncExitStack() as resources:
+            engine = db.create_engine(settings.database_url)
+            resources.push_async_callback(engine.dispose)
+            if settings.auto_migrate:
+                await db.upgrade(engine, MIGRATIONS)
+            sessions = db.session_factory(engine)
+
+            http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
+            keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
+            await _prefetch(keys, settings.issuer)
+            checks: dict[str, Check] = {"database": database_check(engine)}
+            store: redis.Redis | None = None
+            revocation = None
+            if settings.redis_url:
+                store = redis.Redis.from_url(
+                    settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+                )
+                resources.push_async_callback(store.aclose)
+                revocation = RedisRevocationChecker(store)
+                checks["redis"] = redis_check(store)
+            elif settings.is_production:
+                log.warning("HOPSHOP_REDIS_URL is not set: revoked sessions are not refused")
+
+            app.state.settings = settings
+            app.state.db_engine = engine
+            app.state.db_sessions = sessions
+            app.state.hopauth_validator = AccessTokenValidator(
+                issuer=settings.issuer, audience=AUDIENCE, keys=keys, revocation=revocation
+            )
+            app.state.worker = None
+            if settings.worker_enabled and settings.kafka_bootstrap:
+                app.state.worker = await _start_worker(settings, sessions, http, store, resources)
+                checks["kafka"] = kafka_check(settings.kafka_bootstrap)
+            app.state.readiness_checks = checks
+            log.info(
+                "notification service ready",
+                extra={
+                    "issuer": settings.issuer,
+                    "env": settings.env.value,
+                    "worker": app.state.worker is not None,
+                },
+            )
+            yield
+
+    app = FastAPI(
+        title="hopshop notification",
+        description="Customers' notifications (written by a Kafka worker from order and "
+        "payment events) and support broadcasts (from the gateway, with no user context).",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.include_router(health.router)
+    install_problem_handlers(app)
+    install_auth_problem_handlers(app)
+    app.add_middleware(TracingMiddleware, access_log=settings.access_log)
+    return app

@@ -1,0 +1,253 @@
+"""Helpers for the notification tests: settings, real tokens, real Kafka records, bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    TopicPartition,
+)
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from auth_testing import claims, client_credentials, exchange, login
+from hopkit.db import create_engine
+from hopkit.events import Envelope, dlq
+from hopkit.logs import JsonFormatter
+from notification_service.config import Settings
+from notification_service.models import Base, Notification, processed_events
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+PROBLEMS = "https://hopshop.example/problems/"
+GROUP = "notification"
+# Tansu makes a joining member wait about half the session timeout: keep it short here.
+FAST_CONSUMER: dict[str, object] = {
+    "consumer_session_timeout_ms": 1000,
+    "consumer_heartbeat_interval_ms": 200,
+    "consumer_backoff_first": 0.05,
+    "consumer_backoff_max": 0.2,
+    "consumer_max_attempts": 3,
+}
+
+
+def make_settings(tmp: Path, issuer: str, bootstrap: str | None, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "issuer": issuer,
+        "database_url": f"sqlite:///{tmp / 'notification.db'}",
+        "kafka_bootstrap": bootstrap,
+        "worker_enabled": bootstrap is not None,
+        "json_logs": False,
+        "access_log": False,
+        **FAST_CONSUMER,
+        **overrides,
+    }
+    return Settings.model_validate(values)
+
+
+# -- tokens, from the real auth service ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Customer:
+    user_id: str
+    login_token: str  # aud=gateway: what the browser holds
+    token: str  # exchanged by the gateway: aud=notification, notifications:read
+
+
+def customer(auth: httpx.Client, username: str) -> Customer:
+    """The real chain: the user logs in, the gateway exchanges the token for this service."""
+    user_token = login(auth, username).access_token
+    exchanged = exchange(auth, "gateway", user_token, "notification", "notifications:read")
+    assert exchanged.status_code == 200, exchanged.text
+    return Customer(claims(user_token)["sub"], user_token, exchanged.json()["access_token"])
+
+
+def service_token(auth: httpx.Client, client_id: str, audience: str, scope: str) -> str:
+    response = client_credentials(auth, client_id, audience, scope)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def notifications(http: httpx.Client, token: str, **params: Any) -> list[dict[str, Any]]:
+    response = http.get("/notifications", headers=bearer(token), params=params)
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def about(found: list[dict[str, Any]], order_id: str) -> list[dict[str, Any]]:
+    return [item for item in found if item["order_id"] == order_id]
+
+
+def assert_problem(
+    response: httpx.Response, status: int, type_: str | None = None
+) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    if type_ is not None:
+        assert body["type"] == (type_ if ":" in type_ else PROBLEMS + type_), body
+    return body
+
+
+def differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "compare_server_default": True}
+    )
+    return list(compare_metadata(context, Base.metadata))
+
+
+# -- Kafka, as order and billing will use it ------------------------------------------------
+
+
+def new_order_id() -> str:
+    return f"ord_{uuid.uuid4().hex[:12]}"
+
+
+def event(type_: str, subject: str | None, order_id: str, **data: Any) -> Envelope:
+    producer = "billing" if type_.startswith("payment.") else "order"
+    return Envelope.new(type_, producer, subject, {"order_id": order_id, **data})
+
+
+async def publish(
+    bootstrap: str,
+    topic: str,
+    value: bytes,
+    *,
+    key: bytes | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key, headers=headers or [])
+    finally:
+        await producer.stop()
+
+
+async def end_offset(bootstrap: str, topic: str) -> int:
+    """How many records partition 0 of ``topic`` holds (the shop's topics have one)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()
+
+
+async def committed(bootstrap: str, topic: str, group: str = GROUP) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        offset = await consumer.committed(TopicPartition(topic, 0))
+        return 0 if offset is None else int(offset)
+    finally:
+        await consumer.stop()
+
+
+async def drained(bootstrap: str, topic: str, group: str = GROUP) -> bool:
+    """Has the group committed every record of ``topic``?"""
+    return await committed(bootstrap, topic, group) == await end_offset(bootstrap, topic)
+
+
+async def dead_letter(bootstrap: str, topic: str, event_id: str, within: float = 10.0) -> Any:
+    """The record of ``<topic>.dlq`` carrying event ``event_id``; fails after ``within`` seconds."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tp = TopicPartition(dlq(topic), 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=200)
+            for record in batch.get(tp, []):
+                if event_id.encode() in (record.value or b""):
+                    return record
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"no dead letter for {event_id} on {dlq(topic)} after {within}s")
+
+
+def headers_of(record: Any) -> dict[str, str]:
+    return {key: value.decode() for key, value in record.headers}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool], within: float = 10.0, what: str = "it"
+) -> None:
+    """Poll ``check`` until it holds; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        result = check()
+        if result if isinstance(result, bool) else await result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {within}s waiting for {what}")
+
+
+# -- the database, read directly (what the API does not show) --------------------------------
+
+
+async def stored(database_url: str, order_id: str) -> list[dict[str, Any]]:
+    """Every notification row about ``order_id``, all columns."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                select(Notification.__table__).where(Notification.order_id == order_id)
+            )
+            return [dict(row._mapping) for row in result]
+    finally:
+        await engine.dispose()
+
+
+async def processed(database_url: str, event_id: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            count = await connection.scalar(
+                select(func.count())
+                .select_from(processed_events)
+                .where(processed_events.c.event_id == event_id)
+            )
+            return int(count or 0)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every log line of this process (test servers included), as the services write them."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("notification"))
+    root = logging.getLogger()
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_level)

@@ -1,0 +1,118 @@
+"""What customers are told, and which events cannot become a notification (pure logic)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hopkit.events import Envelope, PoisonMessage
+from notification_service.messages import compose, from_envelope
+
+ALICE = "5b0c3f7e-1d2a-4c8b-9e6f-0a1b2c3d4e5f"
+
+
+def envelope(type_: str, subject: str | None = ALICE, **data: Any) -> Envelope:
+    return Envelope.new(type_, "order", subject, {"order_id": "ord_1", **data})
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "text"),
+    [
+        ("order.confirmed", {}, "Your order ord_1 is confirmed."),
+        (
+            "order.cancelled",
+            {"reason": "payment_declined"},
+            "Your order ord_1 was cancelled: payment declined.",
+        ),
+        (
+            "order.cancelled",
+            {"reason": "customer"},
+            "Your order ord_1 was cancelled at your request.",
+        ),
+        (
+            "order.cancelled",
+            {"reason": "expired"},
+            "Your order ord_1 was cancelled: it was not paid in time.",
+        ),
+        # A reason we do not know is not repeated to the customer.
+        ("order.cancelled", {"reason": "<script>"}, "Your order ord_1 was cancelled."),
+        ("order.cancelled", {}, "Your order ord_1 was cancelled."),
+        (
+            "payment.succeeded",
+            {"amount_cents": 4205, "currency": "EUR"},
+            "We received your payment of 42.05 EUR for order ord_1.",
+        ),
+        (
+            "payment.succeeded",
+            {"amount_cents": 7, "currency": "USD"},
+            "We received your payment of 0.07 USD for order ord_1.",
+        ),
+        # Amounts that do not make sense are left out rather than shown wrong.
+        (
+            "payment.succeeded",
+            {"amount_cents": "12", "currency": "EUR"},
+            "We received your payment for order ord_1.",
+        ),
+        (
+            "payment.succeeded",
+            {"amount_cents": -5, "currency": "EUR"},
+            "We received your payment for order ord_1.",
+        ),
+        (
+            "payment.succeeded",
+            {"amount_cents": True, "currency": "EUR"},
+            "We received your payment for order ord_1.",
+        ),
+        (
+            "payment.succeeded",
+            {"amount_cents": 100, "currency": "euro"},
+            "We received your payment for order ord_1.",
+        ),
+        (
+            "payment.failed",
+            {"amount_cents": 100, "currency": "EUR", "reason": "card_declined"},
+            "Your payment of 1.00 EUR for order ord_1 was declined.",
+        ),
+        ("payment.failed", {"reason": "provider timeout"}, "Your payment for order ord_1 failed."),
+    ],
+)
+def test_messages(kind: str, data: dict[str, Any], text: str) -> None:
+    note = from_envelope(envelope(kind, **data))
+    assert note.message == text
+    assert note.kind == kind
+    assert note.recipient == ALICE
+    assert note.order_id == "ord_1"
+
+
+def test_an_integer_order_id_is_accepted() -> None:
+    note = from_envelope(Envelope.new("order.confirmed", "order", ALICE, {"order_id": 42}))
+    assert note.order_id == "42"
+    assert note.message == "Your order 42 is confirmed."
+
+
+@pytest.mark.parametrize(
+    ("built", "reason"),
+    [
+        (envelope("order.placed"), "event type 'order.placed' is not one this worker handles"),
+        (envelope("order.confirmed", subject=None), "subject: missing"),
+        (envelope("order.confirmed", subject=""), "subject: not a user id"),
+        (envelope("order.confirmed", subject=".."), "subject: not a user id"),
+        (envelope("order.confirmed", subject="a/b"), "subject: not a user id"),
+        (envelope("order.confirmed", subject="x" * 65), "subject: not a user id"),
+        (Envelope.new("order.confirmed", "order", ALICE, {}), "data.order_id"),
+        (Envelope.new("order.confirmed", "order", ALICE, {"order_id": ""}), "data.order_id"),
+        (Envelope.new("order.confirmed", "order", ALICE, {"order_id": True}), "data.order_id"),
+        (Envelope.new("order.confirmed", "order", ALICE, {"order_id": -3}), "data.order_id"),
+        (Envelope.new("order.confirmed", "order", ALICE, {"order_id": "a b"}), "data.order_id"),
+        (Envelope.new("order.confirmed", "order", ALICE, {"order_id": "o" * 65}), "data.order_id"),
+    ],
+)
+def test_events_that_cannot_be_a_notification_are_poison(built: Envelope, reason: str) -> None:
+    with pytest.raises(PoisonMessage) as caught:
+        from_envelope(built)
+    assert caught.value.reason.startswith(reason)
+
+
+def test_compose_refuses_a_kind_it_does_not_know() -> None:
+    with pytest.raises(PoisonMessage):
+        compose("order.placed", "ord_1", {})

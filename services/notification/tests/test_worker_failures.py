@@ -1,0 +1,151 @@
+"""When the directory cannot answer: retried with backoff, dead-lettered only in the end.
+
+Each test has a broker of its own, so its consumer group sees only its events.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from auth_service.app import create_app as create_auth_app
+from auth_testing import make_settings as make_auth_settings
+from hopkit.events import ORDER_CONFIRMED
+from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
+from notification_service.app import create_app
+from notification_testing import (
+    Customer,
+    about,
+    captured_logs,
+    dead_letter,
+    event,
+    eventually,
+    headers_of,
+    make_settings,
+    new_order_id,
+    notifications,
+    publish,
+    stored,
+)
+from sqlalchemy.engine import make_url
+
+
+@pytest.fixture
+def own_kafka() -> Iterator[KafkaBroker]:
+    broker = KafkaBroker()
+    yield broker
+    broker.stop()
+
+
+async def test_a_worker_the_issuer_refuses_retries_then_dead_letters_without_leaking(
+    tmp_path: Path, issuer: str, own_kafka: KafkaBroker, alice: Customer
+) -> None:
+    secret = "not-the-registered-secret"
+    settings = make_settings(tmp_path, issuer, own_kafka.bootstrap, worker_client_secret=secret)
+    with captured_logs() as logs:
+        server = ServerThread(create_app(settings)).start()
+        try:
+            order_id = new_order_id()
+            confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
+            await publish(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes())
+            dead = await dead_letter(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.event_id)
+        finally:
+            server.stop()
+    headers = headers_of(dead)
+    assert headers["x-dlq-reason"] == (
+        "handler failed: DirectoryUnavailable: user directory unreachable: TokenRequestError"
+    )
+    assert headers["x-dlq-attempts"] == str(settings.consumer_max_attempts)
+    assert secret not in str(dead.headers)
+    assert secret not in logs.getvalue()
+    assert logs.getvalue().count("event handler failed; retrying") == 2
+    assert await stored(settings.database_url, order_id) == []
+
+
+async def test_the_worker_rides_out_an_auth_outage(
+    tmp_path: Path,
+    issuer: str,
+    auth_server: ServerThread,
+    own_kafka: KafkaBroker,
+    valkey: ValkeyServer,
+    alice: Customer,
+) -> None:
+    auth_port = free_port()  # where auth will be; nothing answers there yet
+    settings = make_settings(
+        tmp_path,
+        issuer,
+        own_kafka.bootstrap,
+        auth_url=f"http://127.0.0.1:{auth_port}",
+        consumer_max_attempts=100,
+        consumer_backoff_max=0.3,
+    )
+    order_id = new_order_id()
+    confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
+    replacement = None
+    with captured_logs() as logs:
+        server = ServerThread(create_app(settings)).start()
+        try:
+            await publish(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes())
+            await eventually(
+                lambda: logs.getvalue().count("event handler failed; retrying") >= 2,
+                what="failed attempts while auth is away",
+            )
+            with httpx.Client(base_url=server.base_url, timeout=10) as http:
+                assert about(notifications(http, alice.token), order_id) == []
+                # Auth comes back: another instance of the same realm (same database, keys).
+                auth_settings = make_auth_settings(
+                    tmp_path,
+                    auth_port,
+                    database_url=auth_server.app.state.settings.database_url,  # type: ignore[attr-defined]
+                    redis_url=valkey.url,
+                )
+                replacement = ServerThread(create_auth_app(auth_settings), auth_port).start()
+                await eventually(
+                    lambda: bool(about(notifications(http, alice.token), order_id)),
+                    within=15,
+                    what="the notification once auth answers",
+                )
+        finally:
+            server.stop()
+            if replacement is not None:
+                replacement.stop()
+    [row] = await stored(settings.database_url, order_id)
+    assert row["email"] == "alice@example.com"
+    assert "DirectoryUnavailable" in logs.getvalue()
+
+
+async def test_a_directory_that_fails_is_retried_not_taken_for_an_unknown_customer(
+    tmp_path: Path, issuer: str, auth_server: ServerThread, own_kafka: KafkaBroker, alice: Customer
+) -> None:
+    # A real auth service whose user table is gone: tokens still issue, /users answers 500.
+    realm = make_url(auth_server.app.state.settings.database_url).database  # type: ignore[attr-defined]
+    broken = tmp_path / "broken-auth.db"
+    with sqlite3.connect(str(realm)) as source, sqlite3.connect(broken) as copy:
+        source.backup(copy)
+        copy.execute("DROP TABLE users")
+    auth_port = free_port()
+    auth_settings = make_auth_settings(
+        tmp_path, auth_port, database_url=f"sqlite:///{broken}", seed_demo_realm=False
+    )
+    broken_auth = ServerThread(create_auth_app(auth_settings), auth_port).start()
+    settings = make_settings(
+        tmp_path, issuer, own_kafka.bootstrap, auth_url=f"http://127.0.0.1:{auth_port}"
+    )
+    server = ServerThread(create_app(settings)).start()
+    try:
+        order_id = new_order_id()
+        confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
+        await publish(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes())
+        dead = await dead_letter(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.event_id)
+    finally:
+        server.stop()
+        broken_auth.stop()
+    headers = headers_of(dead)
+    assert headers["x-dlq-reason"] == (
+        "handler failed: DirectoryUnavailable: user directory answered 500"
+    )
+    assert headers["x-dlq-attempts"] == str(settings.consumer_max_attempts)
+    assert await stored(settings.database_url, order_id) == []

@@ -1,0 +1,197 @@
+"""HTTP routes: parse, authorise, call the service layer, shape the answer. Nothing else."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Path, Query, status
+from hopauth import Principal
+from hopkit.logs import annotate
+
+from . import cards, service
+from .deps import (
+    BearerToken,
+    BillingWorker,
+    CompensatingSessionDep,
+    InventoryDep,
+    Reader,
+    SessionDep,
+    Support,
+    Writer,
+)
+from .inventory import Line
+from .models import Order
+from .schemas import ORDER_ID_PATTERN, OrderIn, OrderOut
+
+router = APIRouter()
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {}}}
+
+
+AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: _problem("No token, or an invalid one (see `WWW-Authenticate`)"),
+    403: _problem("Missing scope (see `WWW-Authenticate`) or a caller other than the ones listed"),
+    422: _problem("The request is invalid; `errors` names the fields"),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: _problem("No such order (or it is another customer's)")
+}
+ORDER_ID = Path(pattern=ORDER_ID_PATTERN, description="The order's id")
+
+
+@router.post(
+    "/orders",
+    tags=["orders"],
+    summary="Place an order",
+    description="Caller: the gateway, with the customer's token exchanged for `order` "
+    "(`orders:write`). Prices come from inventory's catalogue. Stock is reserved at "
+    "inventory with the token exchanged again (`inventory:reserve`); the order is stored "
+    "`PENDING_PAYMENT` with its `order.placed` event in one transaction. Only the masked "
+    "card is kept.",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        409: _problem("Insufficient stock: nothing was reserved or stored"),
+        503: _problem("Inventory could not be reached"),
+        **AUTH_PROBLEMS,
+    },
+)
+async def place_order(
+    body: OrderIn,
+    session: CompensatingSessionDep,
+    principal: Writer,
+    token: BearerToken,
+    inventory: InventoryDep,
+) -> OrderOut:
+    order = await service.place_order(
+        session,
+        customer_id=principal.subject,
+        lines=[Line(item.product_id, item.quantity) for item in body.items],
+        card_masked=cards.mask(body.card),
+        user_token=token,
+        inventory=inventory,
+    )
+    _audit("place", order.id, principal)
+    return order_out(order)
+
+
+@router.get(
+    "/orders",
+    tags=["orders"],
+    summary="The customer's own orders, newest first",
+    responses=AUTH_PROBLEMS,
+)
+async def list_orders(
+    session: SessionDep, principal: Reader, limit: int = Query(default=50, ge=1, le=100)
+) -> list[OrderOut]:
+    return [order_out(o) for o in await service.list_orders(session, principal.subject, limit)]
+
+
+@router.get(
+    "/orders/{order_id}",
+    tags=["orders"],
+    summary="One of the customer's own orders",
+    responses={**NOT_FOUND, **AUTH_PROBLEMS},
+)
+async def get_order(session: SessionDep, principal: Reader, order_id: str = ORDER_ID) -> OrderOut:
+    return order_out(await service.get_own_order(session, order_id, principal.subject))
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    tags=["orders"],
+    summary="Cancel one's own unpaid order",
+    description="The order becomes `CANCELLED` (reason `customer`), its reservation is "
+    "released (with the order service's own client-credentials token) and `order.cancelled` "
+    "is published. An order that is no longer `PENDING_PAYMENT`: 409.",
+    responses={
+        **NOT_FOUND,
+        409: _problem("The order is not PENDING_PAYMENT"),
+        503: _problem("Inventory could not be reached; the order is unchanged"),
+        **AUTH_PROBLEMS,
+    },
+)
+async def cancel_order(
+    session: SessionDep, principal: Writer, inventory: InventoryDep, order_id: str = ORDER_ID
+) -> OrderOut:
+    _audit("cancel", order_id, principal)
+    return order_out(
+        await service.cancel_by_customer(session, order_id, principal.subject, inventory)
+    )
+
+
+@router.get(
+    "/support/orders/{order_id}",
+    tags=["support"],
+    summary="Any customer's order, for support staff",
+    description="Caller: the gateway, for support staff (`support:read`). The request's log "
+    "line names the token's `sub` and its `act` chain.",
+    responses={**NOT_FOUND, **AUTH_PROBLEMS},
+)
+async def support_get_order(
+    session: SessionDep, principal: Support, order_id: str = ORDER_ID
+) -> OrderOut:
+    _audit("support-view", order_id, principal)
+    order = await service.get_any_order(session, order_id)
+    annotate(customer_id=order.customer_id)
+    return order_out(order)
+
+
+@router.get(
+    "/internal/orders/{order_id}",
+    tags=["internal"],
+    summary="The authoritative order, for the billing worker",
+    description="Caller: `billing-worker` by client credentials (`orders:read`). Amount, "
+    "currency, masked card and customer come from here, never from an event.",
+    responses={**NOT_FOUND, **AUTH_PROBLEMS},
+)
+async def internal_get_order(
+    session: SessionDep, principal: BillingWorker, order_id: str = ORDER_ID
+) -> OrderOut:
+    _audit("internal-read", order_id, principal)
+    return order_out(await service.get_any_order(session, order_id))
+
+
+def _audit(action: str, order_id: str, principal: Principal) -> None:
+    """Who did what, on this request's log line: claims only, never the token."""
+    annotate(
+        action=action,
+        order_id=order_id,
+        sub=principal.subject,
+        client_id=principal.client_id,
+        act=list(principal.actors),
+        jti=principal.token_id,
+    )
+
+
+def order_out(order: Order) -> OrderOut:
+    return OrderOut.model_validate(
+        {
+            "id": order.id,
+            "status": order.status,
+            "reason": order.reason,
+            "customer_id": order.customer_id,
+            "items": [
+                {
+                    "product_id": item.product_id,
+                    "sku": item.sku,
+                    "name": item.name,
+                    "quantity": item.quantity,
+                    "unit_price_cents": item.unit_price_cents,
+                }
+                for item in order.items
+            ],
+            "total_cents": order.total_cents,
+            "currency": order.currency,
+            "card": {"masked": order.card_masked},
+            "created_at": _utc(order.created_at),
+            "updated_at": _utc(order.updated_at),
+        }
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

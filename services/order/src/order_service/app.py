@@ -1,0 +1,236 @@
+"""The order service's application factory.
+
+Run with ``uvicorn --factory order_service.app:create_app``. The lifespan
+builds everything (engine, HTTP clients, token clients, Kafka workers) and
+starts the background work: the outbox relay, the payment-event consumer and
+the expiry job, each switchable by a setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+import redis.asyncio as redis
+from fastapi import FastAPI
+from hopauth import (
+    AccessTokenValidator,
+    ClientCredentials,
+    ClientCredentialsAuth,
+    HopAuthError,
+    JWKSCache,
+    TokenCache,
+    TokenEndpoint,
+    TokenExchanger,
+)
+from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
+from hopauth.redis_cache import RedisTokenCache
+from hopauth.redis_revocation import RedisRevocationChecker
+from hopkit import db, health
+from hopkit.consumer import EventConsumer
+from hopkit.health import Check
+from hopkit.logs import configure_logging
+from hopkit.outbox import OutboxRelay
+from hopkit.problems import install_problem_handlers
+from hopkit.settings import Propagation
+from hopkit.tracing import TracingMiddleware
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .api import router
+from .config import AUDIENCE, CLIENT_ID, CONSUMER_GROUP, SCHEDULER_CLIENT_ID, Settings
+from .expiry import ExpiryScheduler
+from .inventory import Inventory, add_trace_headers
+from .payments import TOPICS, payment_handler
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = "order_service:alembic"
+SETTLE_SCOPES = ("inventory:release",)
+
+
+def _database_check(engine: AsyncEngine) -> Check:
+    async def check() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    return check
+
+
+def _redis_check(client: redis.Redis) -> Check:
+    async def check() -> None:
+        await client.ping()
+
+    return check
+
+
+def _kafka_check(bootstrap: str) -> Check:
+    """The first bootstrap broker accepts a TCP connection (hopkit has no Kafka probe)."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+
+    async def check() -> None:
+        _reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+        writer.close()
+        await writer.wait_closed()
+
+    return check
+
+
+async def _prefetch(keys: JWKSCache, issuer: str) -> None:
+    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
+    try:
+        await keys.prefetch()
+    except (HopAuthError, httpx.HTTPError):
+        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.json_logs:
+            configure_logging("order", settings.log_level)
+        if settings.propagation is Propagation.FORWARD:
+            log.warning(
+                "HOPSHOP_PROPAGATION=forward is the vulnerable teaching mode; order still "
+                "insists on tokens addressed to it and still exchanges them downstream"
+            )
+        async with AsyncExitStack() as resources:
+            engine = db.create_engine(settings.database_url)
+            resources.push_async_callback(engine.dispose)
+            if settings.auto_migrate:
+                await db.upgrade(engine, MIGRATIONS)
+            sessions = db.session_factory(engine)
+
+            auth_http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
+            keys = JWKSCache(issuer=settings.issuer, http=auth_http, ttl=settings.jwks_ttl)
+            await _prefetch(keys, settings.issuer)
+            checks: dict[str, Check] = {"database": _database_check(engine)}
+            revocation = None
+            token_cache: TokenCache | None = None
+            if settings.redis_url:
+                store = redis.Redis.from_url(
+                    settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+                )
+                resources.push_async_callback(store.aclose)
+                revocation = RedisRevocationChecker(store)
+                token_cache = RedisTokenCache(store)
+                checks["redis"] = _redis_check(store)
+            elif settings.is_production:
+                log.warning("HOPSHOP_REDIS_URL is not set: revoked sessions are not refused")
+
+            # Sending side: one token endpoint client per identity this process acts as.
+            order_endpoint = TokenEndpoint(
+                token_url=settings.token_url,
+                client_id=CLIENT_ID,
+                client_secret=settings.order_secret,
+                http=auth_http,
+            )
+            scheduler_endpoint = TokenEndpoint(
+                token_url=settings.token_url,
+                client_id=SCHEDULER_CLIENT_ID,
+                client_secret=settings.scheduler_secret,
+                http=auth_http,
+            )
+            exchanger = TokenExchanger(order_endpoint)
+            order_credentials = ClientCredentials(
+                order_endpoint, audience="inventory", scopes=SETTLE_SCOPES, cache=token_cache
+            )
+            scheduler_credentials = ClientCredentials(
+                scheduler_endpoint, audience="inventory", scopes=SETTLE_SCOPES, cache=token_cache
+            )
+            inventory_http = await resources.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=settings.inventory_url,
+                    timeout=settings.inventory_timeout,
+                    event_hooks={"request": [add_trace_headers]},
+                )
+            )
+            inventory = Inventory(
+                inventory_http,
+                settle=ClientCredentialsAuth(order_credentials),
+                exchanger=exchanger,
+            )
+
+            app.state.settings = settings
+            app.state.db_engine = engine
+            app.state.db_sessions = sessions
+            app.state.hopauth_validator = AccessTokenValidator(
+                issuer=settings.issuer, audience=AUDIENCE, keys=keys, revocation=revocation
+            )
+            app.state.inventory = inventory
+            app.state.token_exchanger = exchanger
+            app.state.readiness_checks = checks
+
+            # Background work: stopped (in reverse) before the clients above are closed.
+            bootstrap = settings.kafka_bootstrap
+            if bootstrap:
+                checks["kafka"] = _kafka_check(bootstrap)
+                if settings.run_outbox_relay:
+                    relay = OutboxRelay(
+                        bootstrap,
+                        sessions,
+                        poll_interval=settings.outbox_poll_interval,
+                        client_id="order-outbox-relay",
+                    )
+                    await relay.start()
+                    resources.push_async_callback(relay.stop)
+                    app.state.outbox_relay = relay
+                if settings.run_payment_consumer:
+                    session_timeout = settings.consumer_session_timeout_ms
+                    consumer = EventConsumer(
+                        bootstrap,
+                        CONSUMER_GROUP,
+                        TOPICS,
+                        payment_handler(inventory),
+                        sessions,
+                        max_attempts=settings.consumer_max_attempts,
+                        backoff=(0.5, 30.0),
+                        consumer_options={
+                            "session_timeout_ms": session_timeout,
+                            "heartbeat_interval_ms": max(100, session_timeout // 5),
+                        },
+                    )
+                    await consumer.start()
+                    resources.push_async_callback(consumer.stop)
+                    app.state.payment_consumer = consumer
+            else:
+                log.warning(
+                    "HOPSHOP_KAFKA_BOOTSTRAP is not set: events stay in the outbox and "
+                    "payment events are not consumed"
+                )
+            if settings.run_expiry_scheduler:
+                scheduler = ExpiryScheduler(
+                    sessions,
+                    Inventory(inventory_http, settle=ClientCredentialsAuth(scheduler_credentials)),
+                    payment_timeout=settings.payment_timeout,
+                    interval=settings.expiry_interval,
+                    batch=settings.expiry_batch,
+                )
+                await scheduler.start()
+                resources.push_async_callback(scheduler.stop)
+                app.state.expiry_scheduler = scheduler
+
+            log.info(
+                "order service ready",
+                extra={"issuer": settings.issuer, "env": settings.env.value},
+            )
+            yield
+
+    app = FastAPI(
+        title="hopshop order",
+        description="Orders: place, list, get and cancel (customers, through the gateway), "
+        "support and billing reads, payment events, and the expiry of unpaid orders.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.include_router(health.router)
+    install_problem_handlers(app)
+    install_auth_problem_handlers(app)
+    app.add_middleware(TracingMiddleware, access_log=settings.access_log)
+    return app

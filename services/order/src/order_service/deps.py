@@ -1,0 +1,63 @@
+"""FastAPI dependencies as ``Annotated`` aliases; everything comes from app.state.
+
+``SessionDep`` (from hopkit) owns the transaction: it commits before the
+response is sent and rolls back on any error. Placing an order needs one
+thing more, so it has its own session dependency: after a rollback it runs
+the compensations the service registered (releasing a reservation made
+before the order could be stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from hopauth import Principal
+from hopauth.fastapi import BearerToken as BearerToken
+from hopauth.fastapi import Requires
+from hopkit.db import SessionDep as SessionDep
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from . import compensation
+from .inventory import Inventory
+
+
+async def _compensating_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """hopkit's session dependency, plus compensations after a rollback."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.db_sessions
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            await compensation.run(session)
+            raise
+        compensation.discard(session)
+
+
+# scope="function": commit before the response is sent (as hopkit.db.SessionDep).
+CompensatingSessionDep = Annotated[AsyncSession, Depends(_compensating_session, scope="function")]
+
+
+def _inventory(request: Request) -> Inventory:
+    inventory: Inventory = request.app.state.inventory
+    return inventory
+
+
+InventoryDep = Annotated[Inventory, Depends(_inventory)]
+"""Inventory as the order service calls it on a customer's behalf."""
+
+# Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
+Reader = Annotated[Principal, Depends(Requires("orders:read", callers={"gateway"}))]
+"""A customer reading their own orders, through the gateway (exchanged token)."""
+
+Writer = Annotated[Principal, Depends(Requires("orders:write", callers={"gateway"}))]
+"""A customer placing or cancelling their own order, through the gateway (exchanged token)."""
+
+Support = Annotated[Principal, Depends(Requires("support:read", callers={"gateway"}))]
+"""Support staff looking at any customer's order, through the gateway."""
+
+BillingWorker = Annotated[Principal, Depends(Requires("orders:read", callers={"billing-worker"}))]
+"""The billing worker fetching the authoritative order, by client credentials."""

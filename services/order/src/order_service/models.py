@@ -1,0 +1,97 @@
+"""Database tables of the order service (SQLAlchemy 2 declarative).
+
+Besides the orders, the metadata holds hopkit's ``outbox`` (events stored in
+the transaction of the change they announce) and ``processed_events`` (ids of
+the Kafka events already applied), so Alembic migrates all of them together.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from hopkit.consumer import processed_events_table
+from hopkit.outbox import outbox_table
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints, so migrations can refer to them on every database.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+outbox = outbox_table(Base.metadata)
+processed_events = processed_events_table(Base.metadata)
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "PENDING_PAYMENT"  # stock reserved, waiting for billing
+    CONFIRMED = "CONFIRMED"  # paid; the reservation is committed at inventory
+    CANCELLED = "CANCELLED"  # see CancelReason; the reservation is released
+
+
+class CancelReason(StrEnum):
+    PAYMENT_DECLINED = "payment_declined"
+    CUSTOMER = "customer"
+    EXPIRED = "expired"
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The user the order belongs to: the token's `sub`, the only owner check there is.
+    customer_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    total_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    # First six and last four digits only: the whole number is never stored.
+    card_masked: Mapped[str] = mapped_column(String(19))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    items: Mapped[list[OrderItem]] = relationship(order_by="OrderItem.product_id", lazy="raise")
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('PENDING_PAYMENT', 'CONFIRMED', 'CANCELLED')", name="status_known"
+        ),
+        CheckConstraint(
+            "(status = 'CANCELLED') = (reason IS NOT NULL)", name="reason_iff_cancelled"
+        ),
+        CheckConstraint("total_cents >= 0", name="total_not_negative"),
+        # A customer's list, newest first.
+        Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
+        # The expiry job: oldest pending orders first.
+        Index("ix_orders_status_created_at", "status", "created_at"),
+    )
+
+
+class OrderItem(Base):
+    """One line per product, with the catalogue's name and price at the time of the order."""
+
+    __tablename__ = "order_items"
+
+    order_id: Mapped[str] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_cents >= 0", name="price_not_negative"),
+    )

@@ -1,0 +1,289 @@
+"""Business logic: placing orders and moving them out of ``PENDING_PAYMENT``.
+
+Functions take the session and plain values; the caller (the request's session
+dependency, the Kafka consumer, or the expiry job) owns the transaction, so an
+error raised here rolls back everything the call stored, and every outbox row
+is committed together with the change it announces. Lifecycle::
+
+    PENDING_PAYMENT --payment.succeeded--> CONFIRMED   reservation committed (sold)
+    PENDING_PAYMENT --payment.failed-----> CANCELLED   payment_declined, released
+    PENDING_PAYMENT --customer cancels---> CANCELLED   customer, released
+    PENDING_PAYMENT --expiry job---------> CANCELLED   expired, released
+
+The first transition wins; any later one (a redelivered event, a late
+payment, a double click) changes nothing.
+
+The calls to inventory run inside the transaction, after the conditional
+UPDATE that claims the transition: if inventory fails, the order stays
+``PENDING_PAYMENT`` and the attempt can be repeated (both inventory calls are
+idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from hopkit.events import ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_PLACED, Envelope
+from hopkit.outbox import add_to_outbox
+from hopkit.problems import Problem
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import compensation, repository
+from .inventory import Inventory, Line
+from .models import CancelReason, Order, OrderItem, OrderStatus
+
+log = logging.getLogger(__name__)
+
+PROBLEMS = "https://hopshop.example/problems/"
+PRODUCER = "order"
+# Inventory reserves at most this many units of one product per order.
+MAX_LINE_QUANTITY = 1000
+
+
+def order_not_found(order_id: str) -> Problem:
+    # The same answer whether the order does not exist or is someone else's.
+    return Problem(
+        404,
+        "Order not found",
+        f"there is no order {order_id!r}",
+        type_=PROBLEMS + "order-not-found",
+        order_id=order_id,
+    )
+
+
+def new_order_id() -> str:
+    return f"ord_{uuid.uuid4().hex}"
+
+
+# -- reads ------------------------------------------------------------------------------
+
+
+async def get_own_order(session: AsyncSession, order_id: str, customer_id: str) -> Order:
+    order = await repository.get_order(session, order_id)
+    if order is None or order.customer_id != customer_id:
+        raise order_not_found(order_id)
+    return order
+
+
+async def get_any_order(session: AsyncSession, order_id: str) -> Order:
+    """Any customer's order: for support staff and the billing worker only."""
+    order = await repository.get_order(session, order_id)
+    if order is None:
+        raise order_not_found(order_id)
+    return order
+
+
+async def list_orders(session: AsyncSession, customer_id: str, limit: int) -> list[Order]:
+    return await repository.list_orders(session, customer_id, limit)
+
+
+# -- placing ----------------------------------------------------------------------------
+
+
+async def place_order(
+    session: AsyncSession,
+    *,
+    customer_id: str,
+    lines: Sequence[Line],
+    card_masked: str,
+    user_token: str,
+    inventory: Inventory,
+) -> Order:
+    """Price the lines from the catalogue, reserve them, and store the order with its event.
+
+    Prices, names and currency come from inventory's catalogue, never from the
+    client. Insufficient stock is inventory's 409 and nothing is stored. The
+    reservation is made before the order row exists, so a compensation
+    releasing it is registered on the session for the case the order is
+    never committed.
+    """
+    wanted = _normalise(lines)
+    for line in wanted:
+        if line.quantity > MAX_LINE_QUANTITY:
+            raise Problem(
+                422,
+                "Quantity too large",
+                f"product {line.product_id}: at most {MAX_LINE_QUANTITY} units per order",
+                type_=PROBLEMS + "quantity-too-large",
+                product_id=line.product_id,
+            )
+    products = await asyncio.gather(*(inventory.product(line.product_id) for line in wanted))
+    items: list[OrderItem] = []
+    for line, product in zip(wanted, products, strict=True):
+        if product is None:
+            raise Problem(
+                422,
+                "Unknown product",
+                f"there is no product {line.product_id}",
+                type_=PROBLEMS + "unknown-product",
+                product_id=line.product_id,
+            )
+        items.append(
+            OrderItem(
+                product_id=product.id,
+                sku=product.sku,
+                name=product.name,
+                quantity=line.quantity,
+                unit_price_cents=product.price_cents,
+            )
+        )
+    currencies = sorted({product.currency for product in products if product is not None})
+    if len(currencies) != 1:
+        raise Problem(
+            422,
+            "Mixed currencies",
+            "all products of one order must be priced in the same currency",
+            type_=PROBLEMS + "mixed-currencies",
+            currencies=currencies,
+        )
+
+    order_id = new_order_id()
+    await inventory.reserve(user_token, order_id, wanted)
+    compensation.on_rollback(session, f"release {order_id}", lambda: inventory.release(order_id))
+
+    now = datetime.now(UTC)
+    order = Order(
+        id=order_id,
+        customer_id=customer_id,
+        status=OrderStatus.PENDING_PAYMENT.value,
+        reason=None,
+        total_cents=sum(item.quantity * item.unit_price_cents for item in items),
+        currency=currencies[0],
+        card_masked=card_masked,
+        created_at=now,
+        updated_at=now,
+    )
+    await repository.add_order(session, order, items)
+    await _announce(session, ORDER_PLACED, order_id, customer_id)
+    await session.flush()
+    return await get_any_order(session, order_id)
+
+
+# -- leaving PENDING_PAYMENT ------------------------------------------------------------
+
+
+async def cancel_by_customer(
+    session: AsyncSession, order_id: str, customer_id: str, inventory: Inventory
+) -> Order:
+    """The customer cancels their own unpaid order; 409 once it is paid or cancelled."""
+    if not await _cancel(session, order_id, CancelReason.CUSTOMER, inventory, customer_id):
+        order = await get_own_order(session, order_id, customer_id)
+        raise Problem(
+            409,
+            "Order cannot be cancelled",
+            f"order {order_id!r} is {order.status}; only an unpaid order can be cancelled",
+            type_=PROBLEMS + "order-not-pending",
+            order_id=order_id,
+            order_status=order.status,
+        )
+    return await get_any_order(session, order_id)
+
+
+async def confirm_payment(
+    session: AsyncSession,
+    order_id: str,
+    inventory: Inventory,
+    *,
+    amount_cents: int | None = None,
+    currency: str | None = None,
+) -> bool:
+    """Billing charged the order: CONFIRMED, reservation committed, ``order.confirmed``.
+
+    False when the order had already left ``PENDING_PAYMENT`` (nothing changes).
+    A payment for another amount than the order's is refused (409), not applied.
+    """
+    order = await get_any_order(session, order_id)
+    if (amount_cents is not None and amount_cents != order.total_cents) or (
+        currency is not None and currency != order.currency
+    ):
+        raise Problem(
+            409,
+            "Payment does not match the order",
+            f"the payment for order {order_id!r} is not for the order's total",
+            type_=PROBLEMS + "payment-mismatch",
+            order_id=order_id,
+        )
+    moved = await repository.leave_pending(
+        session, order_id, to=OrderStatus.CONFIRMED, reason=None, now=datetime.now(UTC)
+    )
+    if not moved:
+        await _log_unchanged(session, order_id, "payment.succeeded")
+        return False
+    await inventory.commit(order_id)
+    await _announce(session, ORDER_CONFIRMED, order_id, order.customer_id)
+    return True
+
+
+async def decline_payment(session: AsyncSession, order_id: str, inventory: Inventory) -> bool:
+    """Billing could not charge the order: CANCELLED (``payment_declined``), stock released."""
+    await get_any_order(session, order_id)  # 404 for an order that does not exist
+    if await _cancel(session, order_id, CancelReason.PAYMENT_DECLINED, inventory):
+        return True
+    await _log_unchanged(session, order_id, "payment.failed")
+    return False
+
+
+async def expire_order(session: AsyncSession, order_id: str, inventory: Inventory) -> bool:
+    """The expiry job: an order unpaid for too long is CANCELLED (``expired``), stock released."""
+    return await _cancel(session, order_id, CancelReason.EXPIRED, inventory)
+
+
+async def overdue_orders(
+    session: AsyncSession, payment_timeout: timedelta, limit: int
+) -> list[str]:
+    return await repository.overdue_order_ids(session, datetime.now(UTC) - payment_timeout, limit)
+
+
+async def _cancel(
+    session: AsyncSession,
+    order_id: str,
+    reason: CancelReason,
+    inventory: Inventory,
+    customer_id: str | None = None,
+) -> bool:
+    """PENDING_PAYMENT -> CANCELLED, release, ``order.cancelled``; False if not pending."""
+    moved = await repository.leave_pending(
+        session,
+        order_id,
+        to=OrderStatus.CANCELLED,
+        reason=reason,
+        now=datetime.now(UTC),
+        customer_id=customer_id,
+    )
+    if not moved:
+        return False
+    order = await get_any_order(session, order_id)
+    await inventory.release(order_id)
+    await _announce(session, ORDER_CANCELLED, order_id, order.customer_id, reason=reason.value)
+    return True
+
+
+async def _announce(
+    session: AsyncSession, topic: str, order_id: str, customer_id: str, **extra: str
+) -> None:
+    """The event for ``topic`` in this transaction's outbox: the order id, never more."""
+    envelope = Envelope.new(topic, PRODUCER, customer_id, {"order_id": order_id, **extra})
+    await add_to_outbox(session, topic, order_id, envelope)
+
+
+async def _log_unchanged(session: AsyncSession, order_id: str, event: str) -> None:
+    order = await get_any_order(session, order_id)
+    level = logging.WARNING if order.status == OrderStatus.CANCELLED else logging.INFO
+    # A payment for a cancelled order needs a refund: worth a warning (there is no refund flow).
+    log.log(
+        level,
+        "order no longer pending; event changes nothing",
+        extra={"order_id": order_id, "event": event, "order_status": order.status},
+    )
+
+
+def _normalise(lines: Sequence[Line]) -> tuple[Line, ...]:
+    """One line per product (quantities of repeated products added up), in product order."""
+    totals: dict[int, int] = {}
+    for line in lines:
+        totals[line.product_id] = totals.get(line.product_id, 0) + line.quantity
+    return tuple(Line(product_id, totals[product_id]) for product_id in sorted(totals))

