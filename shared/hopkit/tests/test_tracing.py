@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import httpx
+import orjson
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from hopkit import tracing
 from hopkit.logs import JsonFormatter, annotate
 
@@ -92,3 +94,59 @@ def test_formatter_adds_the_trace_of_the_work_in_progress() -> None:
     assert f'"trace_id":"{TRACE_ID}"' in line
     assert '"request_id":"req-3"' in line
     assert tracing.current() is None
+
+
+@dataclass(frozen=True)
+class FakePrincipal:
+    """The attributes hopauth's Principal has; hopkit reads them by duck typing."""
+
+    token_id: str
+    subject: str
+    audience: tuple[str, ...]
+    scopes: frozenset[str]
+    client_id: str
+    actors: tuple[str, ...]
+
+
+async def test_log_line_carries_the_claims_of_the_token_the_request_was_made_with(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    application = FastAPI()
+
+    @application.get("/secured")
+    async def secured(request: Request) -> dict[str, bool]:
+        request.state.principal = FakePrincipal(
+            token_id="jti-1",
+            subject="alice",
+            audience=("inventory",),
+            scopes=frozenset({"inventory:reserve", "b:read"}),
+            client_id="order",
+            actors=("order", "gateway"),
+        )
+        return {"ok": True}
+
+    @application.get("/public")
+    async def public() -> dict[str, bool]:
+        return {"ok": True}
+
+    application.add_middleware(tracing.TracingMiddleware)
+    caplog.set_level(logging.INFO, logger="access")
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers={"traceparent": INCOMING}
+    ) as client:
+        assert (await client.get("/secured")).status_code == 200
+        assert (await client.get("/public")).status_code == 200
+
+    secured_record, public_record = [r for r in caplog.records if r.name == "access"]
+    assert secured_record.__dict__["token"] == {
+        "jti": "jti-1",
+        "sub": "alice",
+        "aud": ["inventory"],
+        "scope": ["b:read", "inventory:reserve"],
+        "client_id": "order",
+        "act": ["order", "gateway"],
+    }
+    line = orjson.loads(JsonFormatter("inventory").format(secured_record))
+    assert line["token"]["act"] == ["order", "gateway"]
+    assert "token" not in public_record.__dict__

@@ -4,7 +4,8 @@
     hopshop down
     hopshop status [--json]
     hopshop logs [component] [-f] [-n LINES]
-    hopshop demo | attack
+    hopshop demo
+    hopshop attack
 
 Every command takes ``--state-dir`` (default ``./var/stack``, or ``HOPSHOP_STATE_DIR``).
 """
@@ -16,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import lifecycle, observe
+from . import demo, lifecycle, observe
 from .components import Options
 
 NOT_YET = 2  # exit code of the commands that arrive with the shop services
@@ -114,7 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", "--lines", type=int, default=50, metavar="N", help="lines per log (default 50)"
     )
 
-    sub.add_parser("demo", parents=[common], help="a scripted purchase, hop by hop (coming)")
+    sub.add_parser(
+        "demo",
+        parents=[common],
+        help="a scripted purchase as alice, with the token each service received, hop by hop",
+        description="Needs a running stack (hopshop up -d). Exit code: 0 the order was "
+        "confirmed, 1 it was not (or a step failed), 2 no stack is running.",
+    )
     sub.add_parser("attack", parents=[common], help="the attack suite (coming)")
     return parser
 
@@ -142,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         return observe.status(state_dir, as_json=args.json)
     if args.command == "logs":
         return observe.logs(state_dir, args.component, follow=args.follow, lines=args.lines)
-    # demo, attack
+    if args.command == "demo":
+        return demo.demo(state_dir)
+    # attack
     print(f"hopshop {args.command}: arrives with the shop services", file=sys.stderr)
     return NOT_YET
 

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,12 +68,38 @@ def reset(token: contextvars.Token[Any]) -> None:
     _context.leave(token)
 
 
+def token_summary(principal: object) -> dict[str, Any]:
+    """The claims of a validated token worth a log line, read by duck typing.
+
+    ``principal`` is whatever the auth layer stored on ``request.state.principal``
+    (hopauth's ``Principal``: ``token_id``, ``subject``, ``audience``, ``scopes``,
+    ``client_id``, ``actors``); hopkit does not import hopauth. Never the token itself.
+    """
+    return {
+        "jti": getattr(principal, "token_id", None),
+        "sub": getattr(principal, "subject", None),
+        "aud": list(getattr(principal, "audience", None) or ()),
+        "scope": sorted(getattr(principal, "scopes", None) or ()),
+        "client_id": getattr(principal, "client_id", None),
+        "act": list(getattr(principal, "actors", None) or ()),  # current actor first
+    }
+
+
+def _principal(scope: Scope) -> object | None:
+    state = scope.get("state")
+    if isinstance(state, Mapping):
+        return state.get("principal")
+    return getattr(state, "principal", None) if state is not None else None
+
+
 class TracingMiddleware:
     """Pure ASGI: request id and trace context in, request id out, one log line per request.
 
     The line carries whatever the request's code added with
     :func:`hopkit.logs.annotate`; a request with annotations is logged even
-    when the plain access log is off, so an audit trail never is.
+    when the plain access log is off, so an audit trail never is. When the
+    request was authenticated (a principal on ``request.state``), the line also
+    carries the token's claims as ``token`` (see :func:`token_summary`).
     """
 
     def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
@@ -95,6 +122,9 @@ class TracingMiddleware:
         annotations, annotations_token = begin_annotations()
         started = time.perf_counter()
         status = 500
+        # Starlette keeps request.state in scope["state"]; make sure the dict the app
+        # writes the principal into is the one this middleware reads afterwards.
+        scope.setdefault("state", {})
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -110,16 +140,16 @@ class TracingMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             if self.access_log or annotations:
-                self._log.log(
-                    logging.INFO,
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                        **annotations,
-                    },
-                )
+                extra: dict[str, Any] = {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    **annotations,
+                }
+                principal = _principal(scope)
+                if principal is not None:
+                    extra["token"] = token_summary(principal)
+                self._log.log(logging.INFO, "request", extra=extra)
             end_annotations(annotations_token)
             reset(trace_token)
