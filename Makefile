@@ -32,6 +32,7 @@ sync: uv
 
 # A temp dir of our own: pytest prunes old runs under /tmp, which breaks a run going on beside it.
 test: sync
+	@mkdir -p var
 	@$(UV) run --frozen pytest --basetemp=var/pytest $(PYTEST_ARGS)
 
 lint: sync
