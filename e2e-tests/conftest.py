@@ -1,4 +1,4 @@
-"""The system under test: a local stack started with `hopshop up -d`, or one given by URL."""
+"""The system under test: the local stack (`hopshop up -d`), docker-compose.yml, or a URL."""
 
 from __future__ import annotations
 
@@ -11,15 +11,23 @@ from pathlib import Path
 import httpx
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
-from e2e_support import System, free_port
+from e2e_support import System, free_port  # noqa: E402 - needs the path above
 
 COMPONENTS = ("valkey", "kafka", "auth", "inventory", "order", "billing", "notification", "gateway")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hopshop e2e")
+    group.addoption(
+        "--stack",
+        choices=("local", "compose"),
+        default="local",
+        help="start the local stack (`hopshop up -d`, default) or docker-compose.yml "
+        "(needs a Docker engine; testcontainers' DockerCompose)",
+    )
     group.addoption("--base-url", help="the gateway of a running stack (default: start one)")
     group.addoption("--auth-url", help="the auth service of that stack")
     group.addoption("--kafka", help="its Kafka bootstrap address, for the event tests")
@@ -48,6 +56,10 @@ def system(
         yield System(base_url, auth, request.config.getoption("--kafka"), {})
         return
 
+    if request.config.getoption("--stack") == "compose":
+        yield from _compose_system()
+        return
+
     state = tmp_path_factory.mktemp("stack")
     ports = {name: free_port() for name in COMPONENTS}
     env = {
@@ -71,6 +83,27 @@ def system(
         )
     finally:
         _stack(["down", "--state-dir", str(state)], env, 120)
+
+
+def _compose_system() -> Iterator[System]:
+    """docker-compose.yml through testcontainers, with the same short timeouts as locally."""
+    from testcontainers.compose import DockerCompose  # only this mode needs Docker
+
+    os.environ.setdefault("ORDER_PAYMENT_TIMEOUT", "6")
+    os.environ.setdefault("ORDER_EXPIRY_INTERVAL", "1")
+    os.environ.setdefault("GATEWAY_RATE_LIMIT", "30")
+    compose = DockerCompose(ROOT, compose_file_name="docker-compose.yml", build=True, wait=True)
+    compose.start()
+    try:
+
+        def address(name: str, port: int) -> str:
+            return f"{compose.get_service_host(name, port)}:{compose.get_service_port(name, port)}"
+
+        gateway, auth = address("gateway", 8000), address("auth", 8001)
+        # Kafka advertises its in-network name, so the event tests have no broker from here.
+        yield System(f"http://{gateway}", f"http://{auth}", None, {})
+    finally:
+        compose.stop()
 
 
 @pytest.fixture(scope="session")

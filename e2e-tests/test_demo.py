@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from e2e_support import System
 
 
@@ -31,7 +32,10 @@ def find(rows: list[list[str]], **expected: str) -> list[str]:
 
 
 def test_demo_prints_the_token_of_every_hop(system: System) -> None:
-    assert "state_dir" in system.env, "hopshop demo needs the local stack (not --base-url)"
+    if "state_dir" not in system.env:
+        pytest.skip(
+            "hopshop demo reads the logs of a local stack (not --base-url / --stack compose)"
+        )
     result = subprocess.run(  # noqa: S603 - our own command, fixed arguments
         [sys.executable, "-m", "hopshop_stack", "demo", "--state-dir", system.env["state_dir"]],
         capture_output=True,
