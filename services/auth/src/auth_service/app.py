@@ -17,11 +17,11 @@ from hopauth.fastapi import install_problem_handlers as hopauth_problems
 from hopkit.logs import configure_logging
 from hopkit.tracing import TracingMiddleware
 from sqlalchemy import Engine, text
-from starlette.middleware.cors import CORSMiddleware
 
 from . import directory, realm
 from .api import router, token
 from .config import Settings
+from .cors import BrowserCORSMiddleware
 from .db import create_db_engine, create_session_factory
 from .errors import install_error_handlers
 from .keys import KeyStore
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         # The web UI (a public client) redeems its code and refreshes from the browser.
         app.add_middleware(
-            CORSMiddleware,
+            BrowserCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type"],
