@@ -275,3 +275,15 @@ async def test_rotation_right_after_a_routine_fetch_causes_no_failure(
     token = make_token(header={"alg": "ES256", "typ": "at+jwt", "kid": "key-2"}, key=new_key)
     assert (await validator.validate(token)).subject == "alice"
     assert fake_issuer.count(JWKS) == 2
+
+
+async def test_warm_reports_an_unreachable_issuer_instead_of_raising(
+    fake_issuer: FakeIssuer, issuer_http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    fake_issuer.fail = True
+    cache = make_cache(issuer_http, clock)
+    assert await cache.warm() is False
+    fake_issuer.fail = False
+    clock.advance(60)
+    assert await cache.warm() is True
+    assert (await cache.get_key(KID)).key_id == KID

@@ -14,12 +14,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 import redis.asyncio as redis
 from fastapi import FastAPI
-from hopauth import AccessTokenValidator, HopAuthError, JWKSCache, TokenEndpoint
+from hopauth import AccessTokenValidator, JWKSCache, TokenEndpoint
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
 from hopauth.redis_revocation import RedisRevocationChecker
 from hopkit import db, health
-from hopkit.health import Check
+from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
 from hopkit.settings import Propagation
@@ -30,20 +30,11 @@ from .api import router
 from .config import AUDIENCE, WORKER_CLIENT_ID, Settings
 from .orders import OrderClient, order_credentials, order_http
 from .provider import SimulatedProvider
-from .readiness import database_check, kafka_check, redis_check
 from .worker import BillingWorker
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = "billing_service:alembic"
-
-
-async def _prefetch(keys: JWKSCache, issuer: str) -> None:
-    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
-    try:
-        await keys.prefetch()
-    except (HopAuthError, httpx.HTTPError):
-        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
 
 
 async def _start_worker(
@@ -91,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
-            await _prefetch(keys, settings.issuer)
+            await keys.warm()
             checks: dict[str, Check] = {"database": database_check(engine)}
             revocation = None
             store: redis.Redis | None = None

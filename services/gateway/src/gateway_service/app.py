@@ -18,7 +18,6 @@ from fastapi import FastAPI
 from hopauth import (
     AccessTokenValidator,
     ClientCredentials,
-    HopAuthError,
     JWKSCache,
     TokenEndpoint,
     TokenExchanger,
@@ -27,7 +26,7 @@ from hopauth.fastapi import install_problem_handlers as install_auth_problem_han
 from hopauth.redis_cache import RedisTokenCache
 from hopauth.redis_revocation import RedisRevocationChecker
 from hopkit import health
-from hopkit.health import Check
+from hopkit.health import Check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
 from hopkit.settings import Propagation
@@ -42,21 +41,6 @@ from .ratelimit import RateLimiter
 from .service import NOTIFICATION, Gateway
 
 log = logging.getLogger(__name__)
-
-
-def _redis_check(client: redis.Redis) -> Check:
-    async def check() -> None:
-        await client.ping()
-
-    return check
-
-
-async def _prefetch(keys: JWKSCache, issuer: str) -> None:
-    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
-    try:
-        await keys.prefetch()
-    except (HopAuthError, httpx.HTTPError):
-        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             )
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
-            await _prefetch(keys, settings.issuer)
+            await keys.warm()
             checks: dict[str, Check] = {}
             store = None
             if settings.redis_url:
@@ -87,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
                 )
                 resources.push_async_callback(store.aclose)
-                checks["redis"] = _redis_check(store)
+                checks["redis"] = redis_check(store)
             else:
                 log.warning(
                     "HOPSHOP_REDIS_URL is not set: no rate limit, revoked sessions are not refused"

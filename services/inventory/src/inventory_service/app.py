@@ -12,17 +12,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 import redis.asyncio as redis
 from fastapi import FastAPI
-from hopauth import AccessTokenValidator, HopAuthError, JWKSCache
+from hopauth import AccessTokenValidator, JWKSCache
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_revocation import RedisRevocationChecker
 from hopkit import db, health
-from hopkit.health import Check
+from hopkit.health import Check, database_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
 from hopkit.settings import Propagation
 from hopkit.tracing import TracingMiddleware
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .api import router
 from .config import AUDIENCE, Settings
@@ -31,29 +29,6 @@ from .seed import seed_demo_products
 log = logging.getLogger(__name__)
 
 MIGRATIONS = "inventory_service:alembic"
-
-
-def _database_check(engine: AsyncEngine) -> Check:
-    async def check() -> None:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-
-    return check
-
-
-def _redis_check(client: redis.Redis) -> Check:
-    async def check() -> None:
-        await client.ping()
-
-    return check
-
-
-async def _prefetch(keys: JWKSCache, issuer: str) -> None:
-    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
-    try:
-        await keys.prefetch()
-    except (HopAuthError, httpx.HTTPError):
-        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,8 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
-            await _prefetch(keys, settings.issuer)
-            checks: dict[str, Check] = {"database": _database_check(engine)}
+            await keys.warm()
+            checks: dict[str, Check] = {"database": database_check(engine)}
             revocation = None
             if settings.redis_url:
                 store = redis.Redis.from_url(
@@ -88,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 resources.push_async_callback(store.aclose)
                 revocation = RedisRevocationChecker(store)
-                checks["redis"] = _redis_check(store)
+                checks["redis"] = redis_check(store)
             elif settings.is_production:
                 log.warning("HOPSHOP_REDIS_URL is not set: revoked sessions are not refused")
 

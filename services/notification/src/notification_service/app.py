@@ -13,11 +13,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 import redis.asyncio as redis
 from fastapi import FastAPI
-from hopauth import AccessTokenValidator, HopAuthError, JWKSCache
+from hopauth import AccessTokenValidator, JWKSCache
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_revocation import RedisRevocationChecker
 from hopkit import db, health
-from hopkit.health import Check
+from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
 from hopkit.settings import Propagation
@@ -27,20 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from .api import router
 from .config import AUDIENCE, Settings
 from .directory import UserDirectory, directory_client
-from .readiness import database_check, kafka_check, redis_check
 from .worker import NotificationWorker
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = "notification_service:alembic"
-
-
-async def _prefetch(keys: JWKSCache, issuer: str) -> None:
-    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
-    try:
-        await keys.prefetch()
-    except (HopAuthError, httpx.HTTPError):
-        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
 
 
 async def _start_worker(
@@ -79,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
-            await _prefetch(keys, settings.issuer)
+            await keys.warm()
             checks: dict[str, Check] = {"database": database_check(engine)}
             store: redis.Redis | None = None
             revocation = None

@@ -8,7 +8,6 @@ the expiry job, each switchable by a setting.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,7 +19,6 @@ from hopauth import (
     AccessTokenValidator,
     ClientCredentials,
     ClientCredentialsAuth,
-    HopAuthError,
     JWKSCache,
     TokenCache,
     TokenEndpoint,
@@ -31,14 +29,12 @@ from hopauth.redis_cache import RedisTokenCache
 from hopauth.redis_revocation import RedisRevocationChecker
 from hopkit import db, health
 from hopkit.consumer import EventConsumer
-from hopkit.health import Check
+from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.outbox import OutboxRelay
 from hopkit.problems import install_problem_handlers
 from hopkit.settings import Propagation
 from hopkit.tracing import TracingMiddleware
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .api import router
 from .config import AUDIENCE, CLIENT_ID, CONSUMER_GROUP, SCHEDULER_CLIENT_ID, Settings
@@ -50,41 +46,6 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = "order_service:alembic"
 SETTLE_SCOPES = ("inventory:release",)
-
-
-def _database_check(engine: AsyncEngine) -> Check:
-    async def check() -> None:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-
-    return check
-
-
-def _redis_check(client: redis.Redis) -> Check:
-    async def check() -> None:
-        await client.ping()
-
-    return check
-
-
-def _kafka_check(bootstrap: str) -> Check:
-    """The first bootstrap broker accepts a TCP connection (hopkit has no Kafka probe)."""
-    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
-
-    async def check() -> None:
-        _reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
-        writer.close()
-        await writer.wait_closed()
-
-    return check
-
-
-async def _prefetch(keys: JWKSCache, issuer: str) -> None:
-    """Load the issuer's keys now; if the issuer is not up yet, they load on the first token."""
-    try:
-        await keys.prefetch()
-    except (HopAuthError, httpx.HTTPError):
-        log.warning("issuer keys not loaded at start-up; will retry", extra={"issuer": issuer})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -108,8 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             auth_http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
             keys = JWKSCache(issuer=settings.issuer, http=auth_http, ttl=settings.jwks_ttl)
-            await _prefetch(keys, settings.issuer)
-            checks: dict[str, Check] = {"database": _database_check(engine)}
+            await keys.warm()
+            checks: dict[str, Check] = {"database": database_check(engine)}
             revocation = None
             token_cache: TokenCache | None = None
             if settings.redis_url:
@@ -119,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 resources.push_async_callback(store.aclose)
                 revocation = RedisRevocationChecker(store)
                 token_cache = RedisTokenCache(store)
-                checks["redis"] = _redis_check(store)
+                checks["redis"] = redis_check(store)
             elif settings.is_production:
                 log.warning("HOPSHOP_REDIS_URL is not set: revoked sessions are not refused")
 
@@ -169,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Background work: stopped (in reverse) before the clients above are closed.
             bootstrap = settings.kafka_bootstrap
             if bootstrap:
-                checks["kafka"] = _kafka_check(bootstrap)
+                checks["kafka"] = kafka_check(bootstrap)
                 if settings.run_outbox_relay:
                     relay = OutboxRelay(
                         bootstrap,

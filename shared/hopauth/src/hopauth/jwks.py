@@ -121,6 +121,18 @@ class JWKSCache:
         """Load the keys now (call it at start-up); raises :class:`HopAuthError` on failure."""
         await self._flight.do("fetch", self._fetch)
 
+    async def warm(self) -> bool:
+        """Try to load the keys now without failing start-up.
+
+        False (the failure is logged) when the issuer is not up yet: the keys
+        then load on the first token, so services may start in any order.
+        """
+        try:
+            await self.prefetch()
+        except (HopAuthError, httpx.HTTPError):
+            return False
+        return True
+
     async def get_key(self, kid: str) -> jwt.PyJWK:
         now = self._clock()
         fetched = False
