@@ -7,7 +7,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help up down status logs uv sync test check lint typecheck fmt auth bench-auth bench-orders clean
+.PHONY: help up down status logs uv sync test check lint typecheck fmt auth bench-auth bench-dpop bench-orders clean
 
 help:
 	@echo "make up          the system (valkey, kafka, services) until Ctrl-C; UP_ARGS=-d or --vulnerable"
@@ -18,6 +18,7 @@ help:
 	@echo "make check       ruff + mypy (strict for hopauth) + tests"
 	@echo "make auth        the auth service alone on http://127.0.0.1:8001"
 	@echo "make bench-auth  token-exchange benchmark (prints req/s and p50/p95/p99)"
+	@echo "make bench-dpop  what DPoP costs: req/s and server CPU per request, bearer vs DPoP"
 	@echo "make bench-orders  orders through the gateway on a local stack (latency, confirmation, cache hits)"
 
 uv:
@@ -68,6 +69,9 @@ auth: sync
 
 bench-auth: sync
 	@$(UV) run --frozen python bench/bench_auth.py $(BENCH_ARGS)
+
+bench-dpop: sync
+	@$(UV) run --frozen python bench/bench_dpop.py $(BENCH_ARGS)
 
 bench-orders: sync
 	@$(UV) run --frozen python bench/bench_orders.py $(BENCH_ARGS)

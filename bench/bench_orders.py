@@ -5,7 +5,8 @@ at ``i / rate`` whatever the responses do, with at most ``--concurrency`` in fli
 demo customers alice, bob and carol, spread over every product in stock, 1 unit each, card
 4242424242424242. It reports orders/s, p50/p95/p99 latency of the POST, errors by status, the
 time until ``CONFIRMED`` for a sample of the orders (polled with ``GET /api/orders/{id}``), and
-the gateway's exchange-cache hit rate over the run (``GET /stats`` before and after).
+the gateway's exchange-cache hit rate over the run (``GET /stats`` before and after), and,
+when the stack runs on this machine, the CPU time each process spent per order.
 
 Targets (issue 3, 2-core machine): p95 of order placement < 50 ms at 100 orders/s, and an
 exchange-cache hit rate > 80%. Not meeting them is a result: the exit code is non-zero only
@@ -121,7 +122,7 @@ def run_stack_command(args: list[str], env: dict[str, str], timeout: float) -> t
         return proc.returncode, out
 
 
-def start_stack(state_dir: Path, rate_limit: int) -> Stack:
+def start_stack(state_dir: Path, rate_limit: int, seed_stock: int) -> Stack:
     ports = {name: free_port() for name in COMPONENTS}
     env = {
         **os.environ,
@@ -129,6 +130,8 @@ def start_stack(state_dir: Path, rate_limit: int) -> Stack:
         # Three customers share the load: ~rate/3 requests per user per second, plus polls.
         "GATEWAY_RATE_LIMIT": str(rate_limit),
         "GATEWAY_RATE_WINDOW": "1",
+        # The demo's 683 units last ~7 s at 100 orders/s; this many per product last the run.
+        "INVENTORY_SEED_STOCK": str(seed_stock),
     }
     print(f"starting a stack in {state_dir} ...", flush=True)
     t0 = time.monotonic()
@@ -145,7 +148,10 @@ def start_stack(state_dir: Path, rate_limit: int) -> Stack:
         started=True,
         state_dir=state_dir,
         env=env,
-        note=f"started by the bench, GATEWAY_RATE_LIMIT={rate_limit}/1 s",
+        note=(
+            f"started by the bench, GATEWAY_RATE_LIMIT={rate_limit}/1 s, "
+            f"INVENTORY_SEED_STOCK={seed_stock}"
+        ),
     )
 
 
@@ -233,6 +239,8 @@ def parse_time(value: Any) -> datetime | None:
 @dataclass
 class Run:
     placed: int = 0  # 201 in the measured window
+    placed_all: int = 0  # 201 including the warm-up
+    polls: int = 0  # GET /api/orders/{id} sent while waiting for confirmations
     latencies: list[float] = field(default_factory=list)  # s, measured window
     errors: dict[str, int] = field(default_factory=dict)  # measured window
     warmup_errors: dict[str, int] = field(default_factory=dict)
@@ -282,6 +290,7 @@ async def poll_confirmation(
     outcome = "timeout"
     while time.perf_counter() < deadline:
         await asyncio.sleep(interval)
+        run.polls += 1
         try:
             response = await client.get(f"/api/orders/{order_id}", headers=headers)
         except httpx.HTTPError as exc:
@@ -339,6 +348,7 @@ async def place(
     order_id = response.json().get("id")
     if not isinstance(order_id, str):
         raise BenchError(f"POST /api/orders: 201 without an id: {response.text[:300]}")
+    run.placed_all += 1
     if measured:
         run.placed += 1
         run.latencies.append(done - sent)
@@ -423,6 +433,86 @@ async def drive(
             await asyncio.gather(*polls)
 
 
+# --------------------------------------------------------------------------- CPU per process
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def stack_pids(state_dir: Path) -> dict[str, int]:
+    """Component name -> pid from a local stack's ``stack.json`` ({} when unreadable)."""
+    try:
+        state = json.loads((state_dir / "stack.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {
+        str(c["name"]): int(c["pid"])
+        for c in state.get("components", [])
+        if isinstance(c.get("pid"), int) and c.get("name")
+    }
+
+
+def cpu_times(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system, all threads) each process has used; gone ones left out."""
+    times: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            # proc(5): fields 14 and 15 (utime, stime); the name in brackets may hold spaces.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            times[name] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        except (OSError, IndexError, ValueError):
+            continue
+    return times
+
+
+def cpu_rate(before: dict[str, float], after: dict[str, float], seconds: float) -> float:
+    """Cores busy on average between two readings."""
+    used = sum(after[k] - before[k] for k in after if k in before)
+    return used / seconds if seconds > 0 else math.nan
+
+
+async def idle_rate(pids: dict[str, int], seconds: float = 1.0) -> float:
+    before, t0 = cpu_times(pids), time.monotonic()
+    await asyncio.sleep(seconds)
+    return cpu_rate(before, cpu_times(pids), time.monotonic() - t0)
+
+
+async def settle(pids: dict[str, int], idle: float, limit: float) -> float:
+    """Wait until the stack is back near idle (events worked off); the seconds waited.
+
+    Payments, confirmations and notifications run after the POST returned; their CPU
+    belongs to the orders, so the CPU reading waits for them (at most ``limit`` s).
+    """
+    threshold = max(0.1, 2 * idle)
+    t0 = time.monotonic()
+    before, t = cpu_times(pids), t0
+    while time.monotonic() - t0 < limit:
+        await asyncio.sleep(0.5)
+        after, now = cpu_times(pids), time.monotonic()
+        if cpu_rate(before, after, now - t) < threshold:
+            break
+        before, t = after, now
+    return time.monotonic() - t0
+
+
+@dataclass
+class CpuReading:
+    per_order_ms: dict[str, float]  # component -> CPU ms per order placed
+    orders: int  # 201s (warm-up included) the CPU is divided by
+    busy_cores: float  # average over the load (POSTs and polls)
+    idle_cores: float  # before the load
+    settled_s: float  # waited after the load for the stack to go idle
+    elapsed_s: float  # the whole reading: load and settling
+
+    @property
+    def total_ms(self) -> float:
+        return sum(self.per_order_ms.values())
+
+    @property
+    def above_idle_ms(self) -> float:
+        """What the orders themselves cost: the total less what the idle stack burns anyway."""
+        return self.total_ms - self.idle_cores * self.elapsed_s * 1000 / self.orders
+
+
 # --------------------------------------------------------------------------- reporting
 
 
@@ -448,6 +538,9 @@ def num(x: float, digits: int = 3) -> float | None:
 
 async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     gateway = stack.gateway
+    pids = stack_pids(stack.state_dir) if stack.state_dir is not None else {}
+    # Before anything of ours runs: what the stack burns with nothing to do (pollers).
+    idle = await idle_rate(pids, 1.5) if pids else math.nan
     async with httpx.AsyncClient(base_url=gateway, timeout=15) as client:
         print(f"logging in {', '.join(CUSTOMERS)} ...", flush=True)
         tokens = list(await asyncio.gather(*(login(stack.auth, u) for u in CUSTOMERS)))
@@ -477,6 +570,8 @@ async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         in_stock[first] -= 1
         total_stock -= 1
         hits0, misses0 = await stats(client)
+        # DPoP on or off (HOPSHOP_DPOP, RFC 9449): the figures depend on it.
+        dpop = (await client.get("/stats")).json().get("dpop")
 
         # Every unit in stock is one slot; shuffled so that products are spread over the run
         # in proportion to their stock and none runs out early.
@@ -505,8 +600,27 @@ async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             flush=True,
         )
         run = Run()
+        cpu0, t0 = cpu_times(pids), time.monotonic()
         await drive(gateway, tokens, slots, n_warmup, args, run)
+        cpu_run, t_run = cpu_times(pids), time.monotonic()
         hits1, misses1 = await stats(client)
+        cpu: CpuReading | None = None
+        if pids and run.placed_all:
+            print("waiting for the stack to work off the events ...", flush=True)
+            settled = await settle(pids, idle, args.settle_timeout)
+            cpu1 = cpu_times(pids)
+            cpu = CpuReading(
+                per_order_ms={
+                    name: (cpu1[name] - cpu0[name]) * 1000 / run.placed_all
+                    for name in cpu1
+                    if name in cpu0
+                },
+                orders=run.placed_all,
+                busy_cores=cpu_rate(cpu0, cpu_run, t_run - t0),
+                idle_cores=idle,
+                settled_s=settled,
+                elapsed_s=time.monotonic() - t0,
+            )
 
     if run.placed == 0:
         raise BenchError(f"no order was placed; errors: {counts(run.errors)}")
@@ -526,6 +640,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     cache_met = not math.isnan(hit_rate) and hit_rate > TARGET_HIT_RATE
     return {
         "gateway": gateway,
+        "dpop": dpop,
         "stack": stack.note,
         "stock_note": stock_note,
         "stock_units": total_stock,
@@ -554,6 +669,9 @@ async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         "hit_rate": hit_rate,
         "placement_met": placement_met,
         "cache_met": cache_met,
+        "polls": run.polls,
+        "placed_all": run.placed_all,
+        "cpu": cpu,
     }
 
 
@@ -587,9 +705,29 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
             f"{hit} hit rate ({r['hits']} hits, {r['misses']} misses during the run)",
         ),
     ]
+    cpu: CpuReading | None = r["cpu"]
+    if cpu is not None:
+        rows += [
+            (
+                "CPU ms per order",
+                f"{cpu.total_ms:.1f}, {cpu.above_idle_ms:.1f} above idle (all processes; "
+                f"{cpu.orders} orders incl. warm-up, "
+                f"{r['polls'] / max(r['placed_all'], 1):.2f} polls per order)",
+            ),
+            *(
+                (f"  {name}", f"{value:.1f}")
+                for name, value in sorted(cpu.per_order_ms.items(), key=lambda kv: -kv[1])
+            ),
+            (
+                "stack CPU during the load",
+                f"{cpu.busy_cores:.2f} of {cores} cores (idle before: {cpu.idle_cores:.2f}; "
+                f"settled {cpu.settled_s:.1f} s after)",
+            ),
+        ]
     width = max(len(k) for k, _ in rows)
     print()
     print(f"gateway  {r['gateway']} ({r['stack']})")
+    print(f"DPoP     {({True: 'on', False: 'off'}).get(r['dpop'], 'unknown')}")
     print(f"stock    {r['stock_units']} units over {r['products']} products")
     if r["stock_note"]:
         print(f"note     {r['stock_note']}")
@@ -612,6 +750,21 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"target: {TARGET_PLACEMENT}: {placement}")
     print(f"target: {TARGET_CACHE}: {cache}")
     print(f"cpu: {cpu_model()} ({cores} cores), Python {platform.python_version()}")
+
+
+def cpu_json(cpu: CpuReading | None, polls: int) -> dict[str, Any] | None:
+    if cpu is None:
+        return None
+    return {
+        "ms_per_order": {name: round(v, 2) for name, v in sorted(cpu.per_order_ms.items())},
+        "total_ms_per_order": round(cpu.total_ms, 2),
+        "above_idle_ms_per_order": num(cpu.above_idle_ms, 2),
+        "orders": cpu.orders,
+        "polls_per_order": round(polls / max(cpu.orders, 1), 3),
+        "busy_cores": num(cpu.busy_cores),
+        "idle_cores": num(cpu.idle_cores),
+        "settled_s": round(cpu.settled_s, 1),
+    }
 
 
 def write_json(path: Path, r: dict[str, Any], args: argparse.Namespace) -> None:
@@ -653,6 +806,7 @@ def write_json(path: Path, r: dict[str, Any], args: argparse.Namespace) -> None:
             "misses": r["misses"],
             "hit_rate": num(r["hit_rate"], 4),
         },
+        "cpu": cpu_json(r["cpu"], r["polls"]),
         "targets": {
             TARGET_PLACEMENT: r["placement_met"],
             TARGET_CACHE: r["cache_met"],
@@ -705,6 +859,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=100_000,
         help="GATEWAY_RATE_LIMIT per second for the stack the bench starts",
     )
+    ap.add_argument(
+        "--seed-stock",
+        type=positive(int),
+        default=100_000,
+        help="units of each demo product in the stack the bench starts (INVENTORY_SEED_STOCK)",
+    )
+    ap.add_argument(
+        "--settle-timeout",
+        type=positive(float),
+        default=60.0,
+        help="seconds to wait for the stack to go idle before reading CPU times (60)",
+    )
     ap.add_argument("--keep-logs", action="store_true", help="keep the started stack's state dir")
     ap.add_argument("--json", type=Path, help="write the figures here")
     return ap.parse_args(argv)
@@ -737,7 +903,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             own_dir = Path(tempfile.mkdtemp(prefix="bench-orders-"))
             # Registered before `up`, so that an interrupted start-up is still cleaned up.
             stack = Stack("", "", True, own_dir, env=dict(os.environ))
-            stack = start_stack(own_dir, args.rate_limit)
+            stack = start_stack(own_dir, args.rate_limit, args.seed_stock)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             result = runner.run(bench(args, stack))
         report(result, args)

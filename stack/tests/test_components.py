@@ -99,3 +99,27 @@ def test_bad_options_are_refused(
 ) -> None:
     with pytest.raises(PlanError, match=message):
         build_plan(Options(state_dir=tmp_path, environ=environ, only=only), services=(AUTH,))
+
+
+@pytest.mark.parametrize(
+    ("environ", "vulnerable", "passed", "in_effect"),
+    [
+        ({}, False, "true", True),
+        ({"HOPSHOP_DPOP": "false"}, False, "false", False),
+        ({"HOPSHOP_DPOP": "True"}, False, "true", True),
+        ({}, True, "true", False),  # forward mode: the services leave DPoP off
+    ],
+)
+def test_the_dpop_switch_is_passed_on(
+    tmp_path: Path, environ: dict[str, str], vulnerable: bool, passed: str, in_effect: bool
+) -> None:
+    options = Options(state_dir=tmp_path, vulnerable=vulnerable, environ=environ)
+    plan = build_plan(options, services=(AUTH,))
+    assert plan.get("auth").env["HOPSHOP_DPOP"] == passed
+    assert plan.dpop is in_effect
+
+
+def test_a_bad_dpop_switch_is_refused(tmp_path: Path) -> None:
+    options = Options(state_dir=tmp_path, environ={"HOPSHOP_DPOP": "maybe"})
+    with pytest.raises(PlanError, match="HOPSHOP_DPOP"):
+        build_plan(options, services=(AUTH,))

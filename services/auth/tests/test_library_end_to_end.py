@@ -147,3 +147,36 @@ async def test_workers_share_one_client_credentials_token_through_redis(
         response = await api.get("/internal/orders", auth=ClientCredentialsAuth(replicas[1]))
         assert response.status_code == 200, response.text
         assert response.json() == {"sub": "billing-worker", "service": True}
+
+
+async def test_support_staff_act_for_a_customer_until_their_login_ends(
+    auth_server: ServerThread, order: ServerThread, http: httpx.Client
+) -> None:
+    """TokenEndpoint.delegate: carol's token as actor, alice by id; revoking carol ends it."""
+    alice_id = claims(login(http, "alice").access_token)["sub"]
+    carol = login(http, "carol")
+    async with (
+        httpx.AsyncClient() as issuer_http,
+        httpx.AsyncClient(base_url=order.base_url) as api,
+    ):
+        delegated = await endpoint(auth_server, issuer_http, "gateway").delegate(
+            actor_token=carol.access_token,
+            requested_subject=alice_id,
+            audience="order",
+            scopes=["orders:read"],
+        )
+        assert delegated.scope == frozenset({"orders:read"})
+        headers = {"Authorization": f"Bearer {delegated.access_token}"}
+        response = await api.get("/orders", headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "sub": alice_id,
+            "caller": "gateway",
+            "actors": ["gateway", claims(carol.access_token)["sub"]],
+        }
+
+        # carol signs out: the token made for alice's order dies with her login.
+        revoked = http.post("/revoke", data={"token": carol.refresh_token, "client_id": "web"})
+        assert revoked.is_success
+        refused = await api.get("/orders", headers=headers)
+        assert refused.status_code == 401, refused.text

@@ -13,7 +13,7 @@ import pytest
 from auth_service.app import create_app
 from auth_service.cli import main as cli_main
 from auth_service.config import DEFAULT_POLICY_FILE, Settings
-from auth_service.policy import Policy, PolicyError, load_policy, parse_policy
+from auth_service.policy import DelegationPolicy, Policy, PolicyError, load_policy, parse_policy
 from auth_testing import REDIRECT_URI, free_port
 
 # The shipped policy, as DESIGN.md's "Starting policy" table states it.
@@ -25,7 +25,11 @@ CLIENT_CREDENTIALS = {
     "order": {"inventory": {"inventory:release"}, "billing": {"payments:verify"}},
     "order-scheduler": {"inventory": {"inventory:release"}},
     "billing-worker": {"order": {"orders:read"}},
-    "notification-worker": {"auth": {"users:read"}},
+    "notification-worker": {
+        "auth": {"users:read"},
+        "order": {"orders:read"},
+        "billing": {"payments:verify"},
+    },
 }
 # audience -> {scope it may get: subject scopes it derives from}
 EXCHANGE = {
@@ -107,11 +111,19 @@ def test_only_non_login_clients_have_no_redirect_uris(shipped: Policy) -> None:
 
 def test_gateway_may_delegate_to_order_for_support_staff(shipped: Policy) -> None:
     delegation = {
-        client_id: {aud: set(scopes) for aud, scopes in client.delegation.items()}
+        client_id: dict(client.delegation)
         for client_id, client in shipped.clients.items()
         if client.delegation
     }
-    assert delegation == {"gateway": {"order": {"support:read"}}}
+    assert delegation == {
+        "gateway": {
+            "order": DelegationPolicy(
+                actor_scopes=frozenset({"support:read"}),
+                scopes=frozenset({"orders:read"}),
+                subject_roles=frozenset({"customer"}),
+            )
+        }
+    }
 
 
 def test_order_to_inventory_is_a_derivation(shipped: Policy) -> None:
@@ -183,8 +195,10 @@ order = ["orders:read", "orders:write"]
 [clients.gateway.client_credentials]
 notification = ["notifications:broadcast"]
 
-[clients.gateway.delegation]
-order = ["support:read"]
+[clients.gateway.delegation.order]
+actor_scopes = ["support:read"]
+scopes = ["orders:read"]
+subject_roles = ["customer"]
 
 [clients.order]
 kind = "confidential"
@@ -192,6 +206,14 @@ grants = ["token_exchange"]
 
 [clients.order.exchange.inventory]
 "inventory:reserve" = ["orders:write"]
+"""
+
+
+DELEGATION = """\
+[clients.gateway.delegation.order]
+actor_scopes = ["support:read"]
+scopes = ["orders:read"]
+subject_roles = ["customer"]
 """
 
 
@@ -320,7 +342,7 @@ CASES = [
      "clients.gateway.exchange.order", "must list at least one scope"),
     ("exchange-bad-audience", edit('order = ["orders:read", "orders:write"]',
                                    'Order = ["orders:read", "orders:write"]').replace(
-        "[clients.gateway.delegation]\norder", "[clients.gateway.delegation]\nOrder"),
+        "[clients.gateway.delegation.order]", "[clients.gateway.delegation.Order]"),
      "clients.gateway.exchange.Order", "must match"),
     ("exchange-not-a-table", edit('[clients.gateway.exchange]\norder = ["orders:read", '
                                   '"orders:write"]\n', "").replace(
@@ -367,17 +389,43 @@ CASES = [
     ("client-credentials-bad-audience", edit('notification = ["notifications:broadcast"]',
                                              '"notification service" = ["x:y"]'),
      "clients.gateway.client_credentials.notification service", "must match"),
-    ("delegation-audience-not-exchanged", edit('[clients.gateway.delegation]\norder',
-                                               '[clients.gateway.delegation]\nbilling'),
+    ("delegation-audience-not-exchanged", edit("[clients.gateway.delegation.order]",
+                                               "[clients.gateway.delegation.billing]"),
      "clients.gateway.delegation", "['billing'] not among the exchange audiences"),
-    ("delegation-empty-scopes", edit('[clients.gateway.delegation]\norder = ["support:read"]',
-                                     "[clients.gateway.delegation]\norder = []"),
-     "clients.gateway.delegation.order", "must list at least one scope"),
-    ("delegation-not-a-table", edit('[clients.gateway.delegation]\norder = ["support:read"]\n',
-                                    "").replace(
+    ("delegation-not-a-table", edit(DELEGATION, "").replace(
         'grants = ["token_exchange", "client_credentials"]\n',
         'grants = ["token_exchange", "client_credentials"]\ndelegation = "order"\n'),
      "clients.gateway.delegation", "must be a table"),
+    ("delegation-old-list-form", edit(DELEGATION, '[clients.gateway.delegation]\n'
+                                                  'order = ["support:read"]\n'),
+     "clients.gateway.delegation.order", "must be a table with actor_scopes, scopes"),
+    ("delegation-unknown-key", edit('subject_roles = ["customer"]\n',
+                                    'subject_roles = ["customer"]\nttl = 60\n'),
+     "clients.gateway.delegation.order", "unknown key(s) ['ttl']"),
+    ("delegation-missing-scopes", edit('scopes = ["orders:read"]\nsubject_roles', 'subject_roles'),
+     "clients.gateway.delegation.order", "missing key(s) ['scopes']"),
+    ("delegation-missing-roles", edit('subject_roles = ["customer"]\n', ""),
+     "clients.gateway.delegation.order", "missing key(s) ['subject_roles']"),
+    ("delegation-empty-actor-scopes", edit('actor_scopes = ["support:read"]', "actor_scopes = []"),
+     "clients.gateway.delegation.order.actor_scopes", "must list at least one scope"),
+    ("delegation-bad-actor-scope", edit('actor_scopes = ["support:read"]',
+                                        'actor_scopes = ["support read"]'),
+     "clients.gateway.delegation.order.actor_scopes", "is not a valid scope token"),
+    ("delegation-empty-scopes", edit('scopes = ["orders:read"]\nsubject_roles',
+                                     "scopes = []\nsubject_roles"),
+     "clients.gateway.delegation.order.scopes", "must list at least one scope"),
+    ("delegation-scope-beyond-exchange", edit('scopes = ["orders:read"]\nsubject_roles',
+                                              'scopes = ["orders:read", "billing:read"]\n'
+                                              "subject_roles"),
+     "clients.gateway.delegation.order.scopes",
+     "['billing:read'] not among the exchange scopes for 'order'"),
+    ("delegation-empty-roles", edit('subject_roles = ["customer"]', "subject_roles = []"),
+     "clients.gateway.delegation.order.subject_roles", "must list at least one role"),
+    ("delegation-bad-role", edit('subject_roles = ["customer"]', 'subject_roles = ["Customer"]'),
+     "clients.gateway.delegation.order.subject_roles", "'Customer' must match"),
+    ("delegation-roles-not-a-list", edit('subject_roles = ["customer"]',
+                                         'subject_roles = "customer"'),
+     "clients.gateway.delegation.order.subject_roles", "must be a list of strings"),
 ]  # fmt: skip
 
 

@@ -273,6 +273,18 @@ class TestDelegation:
         assert token["sub"] == claims(alice_token)["sub"]
         assert token["act"] == {"sub": "gateway", "act": {"sub": claims(carol)["sub"]}}
 
+    def test_a_delegated_token_gets_no_more_than_the_delegation_scopes(
+        self, http: httpx.Client, alice_token: str
+    ) -> None:
+        carol = login(http, "carol").access_token
+        actor = {"actor_token": carol, "actor_token_type": ACCESS_TOKEN_TYPE}
+        # alice holds orders:write, but the policy lets a delegated token only read.
+        refused = exchange(http, "gateway", alice_token, "order", "orders:write", **actor)
+        assert_oauth_error(refused, 400, "invalid_scope")
+        unasked = exchange(http, "gateway", alice_token, "order", **actor)
+        assert unasked.status_code == 200, unasked.text
+        assert unasked.json()["scope"] == "orders:read"
+
     def test_actor_without_the_delegation_scope_is_refused(
         self, http: httpx.Client, alice_token: str
     ) -> None:

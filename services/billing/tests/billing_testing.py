@@ -42,6 +42,9 @@ def make_settings(tmp: Path, issuer: str, **overrides: object) -> Settings:
         "database_url": f"sqlite:///{tmp / 'billing.db'}",
         "json_logs": False,
         "access_log": False,
+        # The tests here are about other things and mint plain bearer tokens; DPoP
+        # (on by default) has its own tests in test_dpop.py.
+        "dpop": False,
         **overrides,
     }
     return Settings.model_validate(values)

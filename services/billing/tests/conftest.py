@@ -110,11 +110,19 @@ def inventory_server(
             "database_url": f"sqlite:///{tmp_path_factory.mktemp('inventory') / 'inventory.db'}",
             "json_logs": False,
             "access_log": False,
+            "dpop": False,  # bearer tokens throughout, as in billing_testing.make_settings
         }
     )
     server = ServerThread(create_inventory_app(settings)).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def billing_port() -> int:
+    """Where billing (with its worker) will listen: order asks it about payment events, and
+    billing asks order about placed orders, so one of them needs the other's port first."""
+    return free_port()
 
 
 @pytest.fixture(scope="session")
@@ -124,8 +132,10 @@ def order_server(
     valkey: ValkeyServer,
     kafka: KafkaBroker,
     inventory_server: ServerThread,
+    billing_port: int,
 ) -> Iterator[ServerThread]:
-    """The real order service: places orders (outbox -> order.placed), consumes payments."""
+    """The real order service: places orders (outbox -> order.placed), consumes payments
+    (checking each with billing's record before it confirms or cancels)."""
     settings = OrderSettings.model_validate(
         {
             "env": "test",
@@ -133,9 +143,11 @@ def order_server(
             "redis_url": valkey.url,
             "kafka_bootstrap": kafka.bootstrap,
             "inventory_url": inventory_server.base_url,
+            "billing_url": f"http://127.0.0.1:{billing_port}",
             "database_url": f"sqlite:///{tmp_path_factory.mktemp('order') / 'order.db'}",
             "json_logs": False,
             "access_log": False,
+            "dpop": False,  # bearer tokens throughout, as in billing_testing.make_settings
             "outbox_poll_interval": 0.2,
             "consumer_session_timeout_ms": 1000,
             "run_expiry_scheduler": False,
@@ -186,6 +198,7 @@ def still_orders(
             "database_url": f"sqlite:///{tmp_path_factory.mktemp('order-still') / 'order.db'}",
             "json_logs": False,
             "access_log": False,
+            "dpop": False,  # bearer tokens throughout, as in billing_testing.make_settings
             "run_expiry_scheduler": False,
         }
     )
@@ -203,6 +216,7 @@ def billing_server(
     valkey: ValkeyServer,
     kafka: KafkaBroker,
     order_server: ServerThread,
+    billing_port: int,
 ) -> Iterator[ServerThread]:
     """Billing with its worker: consumes order.placed from the broker the order service uses."""
     settings = worker_settings(
@@ -212,7 +226,7 @@ def billing_server(
         order_url=order_server.base_url,
         redis_url=valkey.url,
     )
-    server = ServerThread(create_app(settings)).start()
+    server = ServerThread(create_app(settings), billing_port).start()
     yield server
     server.stop()
 

@@ -100,12 +100,20 @@ def kafka() -> Iterator[KafkaBroker]:
 
 
 @pytest.fixture(scope="session")
+def billing_port() -> int:
+    """Billing's port, known before it starts: order asks billing about payment events and
+    billing asks order about placed orders, so one must know the other's address first."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
 def order_server(
     tmp_path_factory: pytest.TempPathFactory,
     issuer: str,
     valkey: ValkeyServer,
     kafka: KafkaBroker,
     inventory_server: ServerThread,
+    billing_port: int,
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("order")
     settings = OrderSettings.model_validate(
@@ -116,6 +124,7 @@ def order_server(
             "kafka_bootstrap": kafka.bootstrap,
             "database_url": f"sqlite:///{tmp / 'order.db'}",
             "inventory_url": inventory_server.base_url,
+            "billing_url": f"http://127.0.0.1:{billing_port}",
             "outbox_poll_interval": 0.2,
             "consumer_session_timeout_ms": 1000,
             "run_expiry_scheduler": False,
@@ -133,6 +142,7 @@ def billing_server(
     valkey: ValkeyServer,
     kafka: KafkaBroker,
     order_server: ServerThread,
+    billing_port: int,
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("billing")
     settings = BillingSettings.model_validate(
@@ -151,7 +161,7 @@ def billing_server(
             "kafka_heartbeat_interval_ms": 200,
         }
     )
-    server = ServerThread(create_billing_app(settings)).start()
+    server = ServerThread(create_billing_app(settings), billing_port).start()
     yield server
     server.stop()
 
@@ -162,6 +172,8 @@ def notification_server(
     issuer: str,
     valkey: ValkeyServer,
     kafka: KafkaBroker,
+    order_server: ServerThread,
+    billing_server: ServerThread,
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("notification")
     settings = NotificationSettings.model_validate(
@@ -171,6 +183,9 @@ def notification_server(
             "redis_url": valkey.url,
             "kafka_bootstrap": kafka.bootstrap,
             "database_url": f"sqlite:///{tmp / 'notification.db'}",
+            # Where the worker checks each event before it tells anyone.
+            "order_url": order_server.base_url,
+            "billing_url": billing_server.base_url,
             "worker_enabled": True,
             "consumer_session_timeout_ms": 1000,
             "consumer_heartbeat_interval_ms": 200,

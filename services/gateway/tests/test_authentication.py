@@ -26,7 +26,9 @@ USER_ROUTES = [
 def test_no_token_gets_a_bare_challenge(http: httpx.Client, method: str, path: str) -> None:
     response = http.request(method, path, json={})
     assert_problem(response, 401, "urn:hopauth:problem:missing-token")
-    assert response.headers["www-authenticate"] == 'Bearer realm="gateway"'
+    # Both schemes are offered (RFC 9110 §11.6.1): bearer, and DPoP for clients with a key.
+    challenge = 'Bearer realm="gateway", DPoP algs="ES256"'
+    assert response.headers["www-authenticate"] == challenge
 
 
 @pytest.mark.parametrize("token", ["not-a-jwt", "a.b.c", "eyJhbGciOiJub25lIn0.e30."])

@@ -1,24 +1,48 @@
-"""The vulnerable teaching mode: loud at start-up, stamped on every response."""
+"""The vulnerable teaching mode: the whole shop forwarding users' tokens, and still working.
+
+A second shop runs here with ``propagation=forward`` everywhere (its own
+Kafka-protocol broker, so its workers never meet the exchange-mode shop's):
+alice buys through it and gets paid, and tokens that the exchange-mode
+gateway refuses are accepted. It is loud at start-up and stamped on every
+response.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
-from gateway_testing import StartGateway, bearer
+from auth_testing import claims, login, mint
+from billing_service.app import create_app as create_billing_app
+from billing_service.config import Settings as BillingSettings
+from gateway_service.app import create_app
+from gateway_testing import assert_problem, bearer, make_settings
+from hopkit.consumer import ensure_topics
+from hopkit.events import ALL_TOPICS
+from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
+from inventory_service.app import create_app as create_inventory_app
+from inventory_service.config import Settings as InventorySettings
+from notification_service.app import create_app as create_notification_app
+from notification_service.config import Settings as NotificationSettings
+from order_service.app import create_app as create_order_app
+from order_service.config import Settings as OrderSettings
 
+T = TypeVar("T")
 MODE = "x-hopshop-mode"
-
-
-@pytest.fixture(scope="module")
-def forwarding(
-    start_gateway: StartGateway, caplog_module: list[logging.LogRecord]
-) -> Iterator[httpx.Client]:
-    server = start_gateway(propagation="forward")
-    with httpx.Client(base_url=server.base_url, timeout=10) as client:
-        yield client
+FORWARD: dict[str, object] = {
+    "env": "test",
+    "json_logs": False,
+    "access_log": False,
+    "propagation": "forward",
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +60,189 @@ def caplog_module() -> Iterator[list[logging.LogRecord]]:
     logging.getLogger().removeHandler(handler)
 
 
-def test_start_up_warns_loudly(
+def start_forward_shop(
+    tmp: Path, issuer: str, valkey: ValkeyServer, bootstrap: str
+) -> list[ServerThread]:
+    """inventory, order, billing and notification in forward mode, with their workers."""
+    common = {**FORWARD, "issuer": issuer, "redis_url": valkey.url, "kafka_bootstrap": bootstrap}
+    billing_port = free_port()  # order asks billing about payment events, billing asks order
+    inventory = ServerThread(
+        create_inventory_app(
+            InventorySettings.model_validate(
+                {**common, "database_url": f"sqlite:///{tmp / 'inventory.db'}"}
+            )
+        )
+    ).start()
+    order = ServerThread(
+        create_order_app(
+            OrderSettings.model_validate(
+                {
+                    **common,
+                    "database_url": f"sqlite:///{tmp / 'order.db'}",
+                    "inventory_url": inventory.base_url,
+                    "billing_url": f"http://127.0.0.1:{billing_port}",
+                    "outbox_poll_interval": 0.2,
+                    "consumer_session_timeout_ms": 1000,
+                    "run_expiry_scheduler": False,
+                }
+            )
+        )
+    ).start()
+    billing = ServerThread(
+        create_billing_app(
+            BillingSettings.model_validate(
+                {
+                    **common,
+                    "database_url": f"sqlite:///{tmp / 'billing.db'}",
+                    "order_url": order.base_url,
+                    "worker": True,
+                    "worker_backoff_first": 0.05,
+                    "worker_backoff_max": 0.5,
+                    "outbox_poll_interval": 0.2,
+                    "kafka_session_timeout_ms": 1000,
+                    "kafka_heartbeat_interval_ms": 200,
+                }
+            )
+        ),
+        billing_port,
+    ).start()
+    notification = ServerThread(
+        create_notification_app(
+            NotificationSettings.model_validate(
+                {
+                    **common,
+                    "database_url": f"sqlite:///{tmp / 'notification.db'}",
+                    "order_url": order.base_url,
+                    "billing_url": billing.base_url,
+                    "worker_enabled": True,
+                    "consumer_session_timeout_ms": 1000,
+                    "consumer_heartbeat_interval_ms": 200,
+                    "consumer_backoff_first": 0.05,
+                    "consumer_backoff_max": 0.5,
+                }
+            )
+        )
+    ).start()
+    return [inventory, order, billing, notification]
+
+
+@pytest.fixture(scope="module")
+def forwarding(
+    tmp_path_factory: pytest.TempPathFactory,
+    issuer: str,
+    valkey: ValkeyServer,
+    caplog_module: list[logging.LogRecord],
+) -> Iterator[httpx.Client]:
+    """The forward-mode gateway in front of the forward-mode shop."""
+    broker = KafkaBroker()
+    asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
+    servers: list[ServerThread] = []
+    try:
+        servers = start_forward_shop(
+            tmp_path_factory.mktemp("forward-shop"), issuer, valkey, broker.bootstrap
+        )
+        inventory, order, billing, notification = servers
+        settings = make_settings(
+            issuer,
+            redis_url=valkey.url,
+            propagation="forward",
+            inventory_url=inventory.base_url,
+            order_url=order.base_url,
+            billing_url=billing.base_url,
+            notification_url=notification.base_url,
+        )
+        servers.append(ServerThread(create_app(settings)).start())
+        with httpx.Client(base_url=servers[-1].base_url, timeout=30) as client:
+            yield client
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        broker.stop()
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
+    """Poll until ``probe`` returns something: payment goes through Kafka."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def tampered(token: str) -> str:
+    """The same token with another subject: its signature no longer matches."""
+    header, payload, signature = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body["sub"] = "mallory"
+    forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def test_start_up_warns_loudly_in_every_service(
     forwarding: httpx.Client, caplog_module: list[logging.LogRecord]
 ) -> None:
-    warnings = [r.getMessage() for r in caplog_module if r.name == "gateway_service.forwarding"]
-    assert len(warnings) == 1
-    assert "VULNERABLE" in warnings[0]
-    assert "HOPSHOP_PROPAGATION=forward" in warnings[0]
+    warnings = [r.getMessage() for r in caplog_module if r.name == "hopkit.forwarding"]
+    for service in ("gateway", "order", "inventory", "billing", "notification"):
+        [mine] = [w for w in warnings if w.split("!!! ")[2].startswith(f"{service} ")]
+        assert "VULNERABLE" in mine
+        assert "HOPSHOP_PROPAGATION=forward" in mine
+
+
+def test_the_shop_works_alice_buys_and_pays(forwarding: httpx.Client, auth: httpx.Client) -> None:
+    alice = login(auth, "alice").access_token
+    products = forwarding.get("/api/products").json()
+    product = max(products, key=lambda p: p["available"])
+    placed = forwarding.post(
+        "/api/orders",
+        json={"items": [{"product_id": product["id"], "quantity": 1}], "card": "4242424242424242"},
+        headers=bearer(alice),
+    )
+    assert placed.status_code == 201, placed.text
+    assert placed.headers[MODE] == "vulnerable-forwarding"
+    order_id = placed.json()["id"]
+
+    def confirmed() -> dict[str, Any] | None:
+        order: dict[str, Any] = forwarding.get(
+            f"/api/orders/{order_id}", headers=bearer(alice)
+        ).json()
+        return order if order["status"] == "CONFIRMED" else None
+
+    eventually(confirmed, "the order to be confirmed")
+
+    def paid() -> dict[str, Any] | None:
+        invoices = forwarding.get("/api/invoices", headers=bearer(alice)).json()
+        found = [i for i in invoices if i["order_id"] == order_id and i["status"] == "PAID"]
+        return found[0] if found else None
+
+    eventually(paid, "a paid invoice")
+
+    def notified() -> list[Any] | None:
+        notes = forwarding.get("/api/notifications", headers=bearer(alice)).json()
+        return [n for n in notes if n["order_id"] == order_id] or None
+
+    eventually(notified, "a notification about the order")
+
+
+def test_a_token_made_for_another_service_opens_the_front_door(
+    forwarding: httpx.Client, http: httpx.Client, auth_server: ServerThread, auth: httpx.Client
+) -> None:
+    alice = claims(login(auth, "alice").access_token)["sub"]
+    # What inventory would hold in exchange mode: a token for inventory, presented by order.
+    leaked = mint(
+        auth_server,
+        audience="inventory",
+        client_id="order",
+        subject=alice,
+        scopes=["orders:read"],
+        act={"sub": "order", "act": {"sub": "gateway"}},
+    )
+    accepted = forwarding.get("/api/orders", headers=bearer(leaked))
+    assert accepted.status_code == 200, accepted.text
+    refused = http.get("/api/orders", headers=bearer(leaked))
+    assert_problem(refused, 401, "urn:hopauth:problem:invalid-token")
+    assert MODE not in refused.headers
 
 
 @pytest.mark.parametrize(
@@ -61,10 +261,28 @@ def test_every_response_says_so(forwarding: httpx.Client, method: str, path: str
     assert response.headers[MODE] == "vulnerable-forwarding"
 
 
-def test_a_bad_token_is_still_refused_in_forward_mode(forwarding: httpx.Client) -> None:
-    response = forwarding.get("/api/orders", headers=bearer("junk"))
-    assert response.status_code == 401
+@pytest.mark.parametrize("kind", ["junk", "forged", "expired"])
+def test_bad_tokens_are_still_refused(
+    forwarding: httpx.Client, auth_server: ServerThread, auth: httpx.Client, kind: str
+) -> None:
+    token = {
+        "junk": lambda: "junk",
+        "forged": lambda: tampered(login(auth, "alice").access_token),
+        "expired": lambda: mint(
+            auth_server, audience="gateway", client_id="web", scopes=["orders:read"], lifetime=-120
+        ),
+    }[kind]()
+    response = forwarding.get("/api/orders", headers=bearer(token))
+    assert_problem(response, 401, "urn:hopauth:problem:invalid-token")
     assert response.headers[MODE] == "vulnerable-forwarding"
+
+
+def test_the_users_own_scope_is_still_needed(
+    forwarding: httpx.Client, auth_server: ServerThread
+) -> None:
+    reader = mint(auth_server, audience="order", client_id="gateway", scopes=["orders:read"])
+    response = forwarding.get("/api/invoices", headers=bearer(reader))
+    assert_problem(response, 403, "urn:hopauth:problem:insufficient-scope")
 
 
 def test_exchange_mode_has_no_such_header(http: httpx.Client) -> None:

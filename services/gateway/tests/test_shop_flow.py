@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from auth_testing import Login, login
+from auth_testing import Login, claims, login
 from gateway_testing import (
     TRACE_ID,
     TRACEPARENT,
@@ -219,14 +219,55 @@ def test_an_unknown_order_is_a_404(http: httpx.Client, alice: Login) -> None:
     assert_problem(http.get("/api/orders/no-such-order", headers=bearer(alice.access_token)), 404)
 
 
-def test_support_staff_see_any_order(
-    http: httpx.Client, carol: Login, alices_order: dict[str, Any]
+def test_support_staff_see_any_order_as_its_customer_with_carol_in_act(
+    http: httpx.Client, carol: Login, alice: Login, alices_order: dict[str, Any]
 ) -> None:
-    response = http.get(
-        f"/api/support/orders/{alices_order['id']}", headers=bearer(carol.access_token)
+    owner_path, view_path = (
+        f"/support/orders/{alices_order['id']}/owner",
+        f"/orders/{alices_order['id']}",
     )
+    with access_lines() as lines:
+        response = http.get(
+            f"/api/support/orders/{alices_order['id']}", headers=bearer(carol.access_token)
+        )
+        # order writes its line just after it answers: wait for it.
+        eventually(
+            lambda: lines.requests(owner_path) and lines.requests(view_path), "order's lines"
+        )
     assert response.status_code == 200, response.text
     assert response.json()["id"] == alices_order["id"]
+    alice_id, carol_id = (claims(user.access_token)["sub"] for user in (alice, carol))
+    assert response.json()["customer_id"] == alice_id
+
+    # Who owns it: asked with carol's own token, exchanged for order.
+    [lookup] = lines.requests(owner_path)
+    assert lookup["token"]["sub"] == carol_id
+    assert lookup["token"]["act"] == ["gateway"]
+    assert lookup["token"]["scope"] == ["support:read"]
+    # The order itself: read as alice, carol under the gateway in act, and logged so.
+    [view] = lines.requests(view_path)
+    assert view["token"]["sub"] == alice_id
+    assert view["token"]["act"] == ["gateway", carol_id]
+    assert view["token"]["client_id"] == "gateway"
+    assert view["token"]["scope"] == ["orders:read"]
+    assert (view["customer"], view["acted_by"]) == (alice_id, carol_id)
+
+
+def test_support_access_to_an_unknown_order_is_a_404(http: httpx.Client, carol: Login) -> None:
+    response = http.get("/api/support/orders/no-such-order", headers=bearer(carol.access_token))
+    assert_problem(response, 404)
+
+
+def test_support_staff_cannot_act_for_themselves(
+    http: httpx.Client, carol: Login, product: dict[str, Any]
+) -> None:
+    """carol's own order: the issuer lets support staff act for customers only."""
+    placed = place(http, carol, product["id"])
+    assert placed.status_code == 201, placed.text
+    response = http.get(
+        f"/api/support/orders/{placed.json()['id']}", headers=bearer(carol.access_token)
+    )
+    assert_problem(response, 403, "delegation-refused")
 
 
 def test_a_broadcast_reaches_every_customer(

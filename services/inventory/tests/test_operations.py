@@ -12,6 +12,7 @@ import pytest
 from hopkit.logs import JsonFormatter
 from hopkit.testing import ServerThread, ValkeyServer
 from inventory_service.app import create_app
+from inventory_service.seed import DEMO_PRODUCTS
 from inventory_testing import add_product, bearer, make_settings, reservation
 
 
@@ -34,6 +35,22 @@ def test_readyz_reports_an_unreachable_redis(tmp_path: Path, issuer: str) -> Non
             assert client.get("/products").json() == []  # not seeded when told not to
     finally:
         server.stop()
+
+
+def test_seed_stock_gives_each_new_demo_product_that_many_units(
+    tmp_path: Path, issuer: str, valkey: ValkeyServer
+) -> None:
+    settings = make_settings(tmp_path, issuer, redis_url=valkey.url, seed_stock=100_000)
+    server = ServerThread(create_app(settings)).start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            catalogue = client.get("/products").json()
+    finally:
+        server.stop()
+    assert {p["sku"] for p in catalogue} == {p.sku for p in DEMO_PRODUCTS}
+    assert all(p["available"] == 100_000 for p in catalogue)
+    with pytest.raises(ValueError):  # pydantic's ValidationError: no empty shop
+        make_settings(tmp_path, issuer, seed_stock=0)
 
 
 def test_openapi_documents_bearer_auth_on_the_protected_routes_only(http: httpx.Client) -> None:

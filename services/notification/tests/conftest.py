@@ -1,4 +1,5 @@
-"""Fixtures: a real valkey, a real Kafka-protocol broker, a real auth service and the
+"""Fixtures: a real valkey, a real Kafka-protocol broker, a real auth service, the real
+order and billing services (their APIs: what the worker checks events with) and the
 notification service (API and worker) on loopback.
 
 The auth service's own test helpers (login, exchange, client credentials,
@@ -20,9 +21,13 @@ sys.path.append(str(Path(__file__).parent))
 
 from auth_service.app import create_app as create_auth_app
 from auth_testing import make_settings as make_auth_settings
+from billing_service.app import create_app as create_billing_app
+from billing_service.config import Settings as BillingSettings
 from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
 from notification_service.app import create_app
-from notification_testing import Customer, customer, make_settings, service_token
+from notification_testing import Customer, Shop, customer, make_settings, service_token
+from order_service.app import create_app as create_order_app
+from order_service.config import Settings as OrderSettings
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +70,48 @@ def auth(auth_server: ServerThread) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
+def shop(
+    tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
+) -> Iterator[Shop]:
+    """The real order and billing services, API only: the owners events are checked with.
+
+    No Kafka and no workers: the tests write their records (an order in some
+    state, a payment billing took or declined) with each service's own repository.
+    """
+    tmp = tmp_path_factory.mktemp("shop")
+    common = {
+        "env": "test",
+        "issuer": issuer,
+        "redis_url": valkey.url,
+        "json_logs": False,
+        "access_log": False,
+        "dpop": False,  # bearer tokens, as in make_settings
+    }
+    order_settings = OrderSettings.model_validate(
+        {**common, "database_url": f"sqlite:///{tmp / 'order.db'}", "run_expiry_scheduler": False}
+    )
+    billing_settings = BillingSettings.model_validate(
+        {**common, "database_url": f"sqlite:///{tmp / 'billing.db'}", "worker": False}
+    )
+    order = ServerThread(create_order_app(order_settings)).start()
+    billing = ServerThread(create_billing_app(billing_settings)).start()
+    yield Shop(
+        order_url=order.base_url,
+        billing_url=billing.base_url,
+        order_db=order_settings.database_url,
+        billing_db=billing_settings.database_url,
+    )
+    billing.stop()
+    order.stop()
+
+
+@pytest.fixture(scope="session")
 def notification_server(
-    tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer, kafka: KafkaBroker
+    tmp_path_factory: pytest.TempPathFactory,
+    issuer: str,
+    valkey: ValkeyServer,
+    kafka: KafkaBroker,
+    shop: Shop,
 ) -> Iterator[ServerThread]:
     settings = make_settings(
         tmp_path_factory.mktemp("notification"),
@@ -74,6 +119,7 @@ def notification_server(
         kafka.bootstrap,
         redis_url=valkey.url,
         auth_url=issuer,
+        **shop.urls,
     )
     server = ServerThread(create_app(settings)).start()
     yield server

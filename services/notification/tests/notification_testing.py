@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,15 @@ from aiokafka import (  # type: ignore[import-untyped]
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from auth_testing import claims, client_credentials, exchange, login
-from hopkit.db import create_engine
+from billing_service import repository as billing_repository
+from billing_service.models import Invoice
+from hopkit.db import create_engine, session_factory
 from hopkit.events import Envelope, dlq
 from hopkit.logs import JsonFormatter
 from notification_service.config import Settings
 from notification_service.models import Base, Notification, processed_events
+from order_service import repository as order_repository
+from order_service.models import Order, OrderItem
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
@@ -51,6 +56,9 @@ def make_settings(tmp: Path, issuer: str, bootstrap: str | None, **overrides: ob
         "worker_enabled": bootstrap is not None,
         "json_logs": False,
         "access_log": False,
+        # The tests here are about other things and mint plain bearer tokens; DPoP
+        # (on by default) has its own tests in test_dpop.py.
+        "dpop": False,
         **FAST_CONSUMER,
         **overrides,
     }
@@ -189,6 +197,26 @@ async def dead_letter(bootstrap: str, topic: str, event_id: str, within: float =
     raise AssertionError(f"no dead letter for {event_id} on {dlq(topic)} after {within}s")
 
 
+async def dead_letters(bootstrap: str, topic: str, within: float = 10.0) -> bytes:
+    """Every record ``<topic>.dlq`` holds now, their values concatenated."""
+    tp = TopicPartition(dlq(topic), 0)
+    end = await end_offset(bootstrap, tp.topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        values: list[bytes] = []
+        deadline = time.monotonic() + within
+        while len(values) < end:
+            assert time.monotonic() < deadline, f"{tp.topic}: {len(values)} of {end} records"
+            batch = await consumer.getmany(tp, timeout_ms=200)
+            values += [record.value or b"" for record in batch.get(tp, [])]
+        return b"".join(values)
+    finally:
+        await consumer.stop()
+
+
 def headers_of(record: Any) -> dict[str, str]:
     return {key: value.decode() for key, value in record.headers}
 
@@ -251,3 +279,86 @@ def captured_logs() -> Iterator[io.StringIO]:
     finally:
         root.removeHandler(handler)
         root.setLevel(saved_level)
+
+
+# -- the owners: what order and billing recorded ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shop:
+    """The real order and billing services the worker checks events with."""
+
+    order_url: str
+    billing_url: str
+    order_db: str
+    billing_db: str
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Settings for a notification service that asks these two."""
+        return {"order_url": self.order_url, "billing_url": self.billing_url}
+
+
+async def an_order(
+    shop: Shop,
+    customer_id: str,
+    status: str = "CONFIRMED",
+    *,
+    reason: str | None = None,
+    total_cents: int = 1250,
+    currency: str = "EUR",
+) -> str:
+    """An order as the order service stores it, in ``status``; its id."""
+    now = datetime.now(UTC)
+    order = Order(
+        id=new_order_id(),
+        customer_id=customer_id,
+        status=status,
+        reason=reason,
+        total_cents=total_cents,
+        currency=currency,
+        card_masked="424242******4242",
+        created_at=now,
+        updated_at=now,
+    )
+    item = OrderItem(
+        product_id=1, sku="HOP-MUG", name="Mug", quantity=1, unit_price_cents=total_cents
+    )
+    engine = create_engine(shop.order_db)
+    try:
+        async with session_factory(engine).begin() as session:
+            await order_repository.add_order(session, order, [item])
+    finally:
+        await engine.dispose()
+    return order.id
+
+
+async def a_payment(
+    shop: Shop,
+    customer_id: str,
+    order_id: str,
+    status: str = "PAID",
+    *,
+    amount_cents: int = 1250,
+    currency: str = "EUR",
+) -> str:
+    """Billing's record of a charge for the order (``PAID`` or ``DECLINED``); the invoice id."""
+    invoice = Invoice(
+        id=str(uuid.uuid4()),
+        order_id=order_id,
+        customer_id=customer_id,
+        status=status,
+        amount_cents=amount_cents,
+        currency=currency,
+        decline_reason=None if status == "PAID" else "card_declined",
+        provider_reference="sim_test",
+        event_id=str(uuid.uuid4()),
+        created_at=datetime.now(UTC),
+    )
+    engine = create_engine(shop.billing_db)
+    try:
+        async with session_factory(engine).begin() as session:
+            await billing_repository.add_invoice(session, invoice)
+    finally:
+        await engine.dispose()
+    return invoice.id

@@ -1,4 +1,7 @@
-"""What customers are told, and which events cannot become a notification (pure logic)."""
+"""What customers are told, and which events cannot become a notification (pure logic).
+
+The words come from the owning service's answer (``facts``), never from the event.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Any
 
 import pytest
 from hopkit.events import Envelope, PoisonMessage
-from notification_service.messages import compose, from_envelope
+from notification_service.messages import claim_from, compose, note_for
 
 ALICE = "5b0c3f7e-1d2a-4c8b-9e6f-0a1b2c3d4e5f"
 
@@ -16,7 +19,7 @@ def envelope(type_: str, subject: str | None = ALICE, **data: Any) -> Envelope:
 
 
 @pytest.mark.parametrize(
-    ("kind", "data", "text"),
+    ("kind", "facts", "text"),
     [
         ("order.confirmed", {}, "Your order ord_1 is confirmed."),
         (
@@ -76,18 +79,21 @@ def envelope(type_: str, subject: str | None = ALICE, **data: Any) -> Envelope:
         ("payment.failed", {"reason": "provider timeout"}, "Your payment for order ord_1 failed."),
     ],
 )
-def test_messages(kind: str, data: dict[str, Any], text: str) -> None:
-    note = from_envelope(envelope(kind, **data))
+def test_messages(kind: str, facts: dict[str, Any], text: str) -> None:
+    # The event says something else: only the facts are worded.
+    built = envelope(kind, reason="customer", amount_cents=1, currency="XXX")
+    note = note_for(claim_from(built), facts)
     assert note.message == text
     assert note.kind == kind
     assert note.recipient == ALICE
     assert note.order_id == "ord_1"
+    assert note.event_id == built.event_id
 
 
 def test_an_integer_order_id_is_accepted() -> None:
-    note = from_envelope(Envelope.new("order.confirmed", "order", ALICE, {"order_id": 42}))
-    assert note.order_id == "42"
-    assert note.message == "Your order 42 is confirmed."
+    claim = claim_from(Envelope.new("order.confirmed", "order", ALICE, {"order_id": 42}))
+    assert claim.order_id == "42"
+    assert note_for(claim, {}).message == "Your order 42 is confirmed."
 
 
 @pytest.mark.parametrize(
@@ -109,7 +115,7 @@ def test_an_integer_order_id_is_accepted() -> None:
 )
 def test_events_that_cannot_be_a_notification_are_poison(built: Envelope, reason: str) -> None:
     with pytest.raises(PoisonMessage) as caught:
-        from_envelope(built)
+        claim_from(built)
     assert caught.value.reason.startswith(reason)
 
 

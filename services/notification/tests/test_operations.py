@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hopkit.testing import ServerThread, ValkeyServer
+from hopkit.testing import ServerThread, ValkeyServer, wait_until
 from notification_service.app import create_app
 from notification_service.config import Settings
 from notification_testing import bearer, captured_logs, make_settings
@@ -77,6 +77,9 @@ def test_the_log_says_who_broadcast_and_never_holds_the_token(
             json={"message": "Logged broadcast."},
             headers={**bearer(gateway), "x-request-id": "req-bc-1"},
         )
+        # The request line is written once the response has gone out, so it can
+        # trail the response on a busy machine.
+        wait_until(lambda: "req-bc-1" in logs.getvalue(), 5.0, "the request's log line")
     assert response.status_code == 201, response.text
     text = logs.getvalue()
     assert gateway not in text and "eyJ" not in text

@@ -19,14 +19,15 @@ from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer
 from notification_service.app import create_app
 from notification_testing import (
     Customer,
+    Shop,
     about,
+    an_order,
     bearer,
     differences,
     drained,
     event,
     eventually,
     make_settings,
-    new_order_id,
     notifications,
     processed,
     publish,
@@ -54,6 +55,7 @@ def pg_http(
     valkey: ValkeyServer,
     pg_kafka: KafkaBroker,
     tmp_path_factory: pytest.TempPathFactory,
+    shop: Shop,
 ) -> Iterator[httpx.Client]:
     settings = make_settings(
         tmp_path_factory.mktemp("notification-pg"),
@@ -61,6 +63,7 @@ def pg_http(
         pg_kafka.bootstrap,
         database_url=postgres_url,
         redis_url=valkey.url,
+        **shop.urls,
     )
     server = ServerThread(create_app(settings)).start()
     with httpx.Client(base_url=server.base_url, timeout=10) as client:
@@ -83,10 +86,11 @@ async def test_events_and_broadcasts_on_postgres(
     postgres_url: str,
     pg_kafka: KafkaBroker,
     gateway: str,
+    shop: Shop,
     alice: Customer,
     bob: Customer,
 ) -> None:
-    order_id = new_order_id()
+    order_id = await an_order(shop, alice.user_id, "CONFIRMED")
     confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
     for _ in range(2):
         await publish(pg_kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes())

@@ -1,8 +1,10 @@
-"""Events in, notifications out: real producer, real broker, real auth, real valkey.
+"""Events in, notifications out: real producer, real broker, real auth, order, billing, valkey.
 
 Events are published as order and billing publish them (an Envelope, a real
-aiokafka producer, trace headers); customers read the result through their
-own exchanged tokens, as the gateway would.
+aiokafka producer, trace headers), about orders and payments the real order
+and billing services hold (written with their own repositories); customers
+read the result through their own exchanged tokens, as the gateway would.
+What happens to events their owner does not confirm is in test_forged_events.py.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from hopkit.testing import KafkaBroker, ValkeyServer
 from notification_testing import (
     GROUP,
     Customer,
+    Shop,
+    a_payment,
     about,
+    an_order,
     captured_logs,
     dead_letter,
     drained,
     event,
     eventually,
     headers_of,
-    new_order_id,
     notifications,
     processed,
     publish,
@@ -45,9 +49,14 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01".encode()
 
 
 async def test_an_order_confirmation_reaches_its_customer_and_no_one_else(
-    kafka: KafkaBroker, http: httpx.Client, database_url: str, alice: Customer, bob: Customer
+    kafka: KafkaBroker,
+    http: httpx.Client,
+    database_url: str,
+    shop: Shop,
+    alice: Customer,
+    bob: Customer,
 ) -> None:
-    order_id = new_order_id()
+    order_id = await an_order(shop, alice.user_id, "CONFIRMED")
     confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
     await publish(kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes(), key=order_id.encode())
 
@@ -69,60 +78,70 @@ async def test_an_order_confirmation_reaches_its_customer_and_no_one_else(
 
 
 async def test_the_worker_looks_customers_up_with_its_own_client_credentials(
-    kafka: KafkaBroker, http: httpx.Client, valkey: ValkeyServer, bob: Customer
+    kafka: KafkaBroker, http: httpx.Client, valkey: ValkeyServer, shop: Shop, bob: Customer
 ) -> None:
-    order_id = new_order_id()
+    order_id = await an_order(shop, bob.user_id, "CONFIRMED")
     await publish(
         kafka.bootstrap, ORDER_CONFIRMED, event(ORDER_CONFIRMED, bob.user_id, order_id).to_bytes()
     )
     await eventually(
         lambda: bool(about(notifications(http, bob.token), order_id)), what="bob's notification"
     )
-    # The token the worker used is cached in valkey, shared by replicas.
-    key = KEY_PREFIX + token_cache_key("notification-worker", "auth", ["users:read"])
-    with redis.Redis.from_url(valkey.url) as store:
-        cached = store.get(key)
-    assert cached is not None
-    token = claims(json.loads(cached)["access_token"])
-    assert token["sub"] == token["client_id"] == "notification-worker"
-    assert token["aud"] == "auth"
-    assert token["scope"] == "users:read"
-    assert "act" not in token and "sid" not in token  # no user is behind a Kafka event
+    # The tokens the worker used (the directory's, and order's to check the event) are
+    # cached in valkey, shared by replicas.
+    for audience, scope in (("auth", "users:read"), ("order", "orders:read")):
+        key = KEY_PREFIX + token_cache_key("notification-worker", audience, [scope])
+        with redis.Redis.from_url(valkey.url) as store:
+            cached = store.get(key)
+        assert cached is not None, audience
+        token = claims(json.loads(cached)["access_token"])
+        assert token["sub"] == token["client_id"] == "notification-worker"
+        assert token["aud"] == audience
+        assert token["scope"] == scope
+        assert "act" not in token and "sid" not in token  # no user is behind a Kafka event
 
 
-async def test_each_order_and_payment_event_gets_its_own_message(
-    kafka: KafkaBroker, http: httpx.Client, alice: Customer
+async def test_each_order_and_payment_event_gets_its_own_message_from_the_owners_record(
+    kafka: KafkaBroker, http: httpx.Client, shop: Shop, alice: Customer
 ) -> None:
-    order_id = new_order_id()
-    money = {"invoice_id": "inv-1", "amount_cents": 1250, "currency": "EUR"}
+    paid = await an_order(shop, alice.user_id, "CONFIRMED", total_cents=1250)
+    paid_invoice = await a_payment(shop, alice.user_id, paid, "PAID", amount_cents=1250)
+    declined = await an_order(shop, alice.user_id, "CANCELLED", reason="payment_declined")
+    declined_invoice = await a_payment(shop, alice.user_id, declined, "DECLINED", amount_cents=990)
+    # The amounts and reasons in the events are not what the customer reads: the owners' are.
     events = [
-        (PAYMENT_SUCCEEDED, event(PAYMENT_SUCCEEDED, alice.user_id, order_id, **money)),
+        (
+            PAYMENT_SUCCEEDED,
+            event(PAYMENT_SUCCEEDED, alice.user_id, paid, invoice_id=paid_invoice, amount_cents=1),
+        ),
         (
             PAYMENT_FAILED,
-            event(PAYMENT_FAILED, alice.user_id, order_id, **money, reason="declined"),
+            event(PAYMENT_FAILED, alice.user_id, declined, invoice_id=declined_invoice),
         ),
-        (
-            ORDER_CANCELLED,
-            event(ORDER_CANCELLED, alice.user_id, order_id, reason="payment_declined"),
-        ),
+        (ORDER_CANCELLED, event(ORDER_CANCELLED, alice.user_id, declined, reason="customer")),
     ]
     for topic, envelope in events:
         await publish(kafka.bootstrap, topic, envelope.to_bytes())
     await eventually(
-        lambda: len(about(notifications(http, alice.token), order_id)) == 3, what="three notes"
+        lambda: len(about(notifications(http, alice.token), declined)) == 2, what="two notes"
     )
-    messages = {n["kind"]: n["message"] for n in about(notifications(http, alice.token), order_id)}
+    await eventually(lambda: bool(about(notifications(http, alice.token), paid)), what="a note")
+    messages = {
+        n["kind"]: n["message"]
+        for order_id in (paid, declined)
+        for n in about(notifications(http, alice.token), order_id)
+    }
     assert messages == {
-        "payment.succeeded": f"We received your payment of 12.50 EUR for order {order_id}.",
-        "payment.failed": f"Your payment of 12.50 EUR for order {order_id} was declined.",
-        "order.cancelled": f"Your order {order_id} was cancelled: payment declined.",
+        "payment.succeeded": f"We received your payment of 12.50 EUR for order {paid}.",
+        "payment.failed": f"Your payment of 9.90 EUR for order {declined} was declined.",
+        "order.cancelled": f"Your order {declined} was cancelled: payment declined.",
     }
 
 
 async def test_the_same_event_twice_stores_one_notification(
-    kafka: KafkaBroker, http: httpx.Client, database_url: str, alice: Customer
+    kafka: KafkaBroker, http: httpx.Client, database_url: str, shop: Shop, alice: Customer
 ) -> None:
-    order_id = new_order_id()
+    order_id = await an_order(shop, alice.user_id, "CANCELLED", reason="customer")
     cancelled = event(ORDER_CANCELLED, alice.user_id, order_id, reason="customer")
     await publish(kafka.bootstrap, ORDER_CANCELLED, cancelled.to_bytes())
     await publish(kafka.bootstrap, ORDER_CANCELLED, cancelled.to_bytes())  # redelivered
@@ -136,10 +155,15 @@ async def test_the_same_event_twice_stores_one_notification(
 
 
 async def test_an_unknown_customer_is_dead_lettered_and_nothing_is_stored(
-    kafka: KafkaBroker, http: httpx.Client, database_url: str, alice: Customer
+    kafka: KafkaBroker, http: httpx.Client, database_url: str, shop: Shop, alice: Customer
 ) -> None:
-    stranger_order, next_order = new_order_id(), new_order_id()
-    stranger = event(PAYMENT_SUCCEEDED, str(uuid.uuid4()), stranger_order, amount_cents=100)
+    # Order and billing know the customer; the user directory does not: services disagree.
+    nobody = str(uuid.uuid4())
+    stranger_order = await an_order(shop, nobody, "CONFIRMED")
+    await a_payment(shop, nobody, stranger_order)
+    next_order = await an_order(shop, alice.user_id, "CONFIRMED")
+    await a_payment(shop, alice.user_id, next_order)
+    stranger = event(PAYMENT_SUCCEEDED, nobody, stranger_order, amount_cents=100)
     await publish(kafka.bootstrap, PAYMENT_SUCCEEDED, stranger.to_bytes())
     await publish(
         kafka.bootstrap,
@@ -163,9 +187,9 @@ async def test_an_unknown_customer_is_dead_lettered_and_nothing_is_stored(
 
 
 async def test_malformed_events_are_dead_lettered_with_the_reason(
-    kafka: KafkaBroker, database_url: str, alice: Customer
+    kafka: KafkaBroker, database_url: str, shop: Shop, alice: Customer
 ) -> None:
-    order_id = new_order_id()
+    order_id = await an_order(shop, alice.user_id, "CONFIRMED")
     cases = {
         "poison: subject: missing; an order event names its customer": event(
             ORDER_CONFIRMED, None, order_id
@@ -187,9 +211,9 @@ async def test_malformed_events_are_dead_lettered_with_the_reason(
 
 
 async def test_the_worker_logs_the_event_under_its_trace_and_never_a_token(
-    kafka: KafkaBroker, http: httpx.Client, alice: Customer
+    kafka: KafkaBroker, http: httpx.Client, shop: Shop, alice: Customer
 ) -> None:
-    order_id = new_order_id()
+    order_id = await an_order(shop, alice.user_id, "CONFIRMED")
     confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
     with captured_logs() as logs:
         await publish(

@@ -1,5 +1,5 @@
-"""Fixtures: real valkey, a real Kafka-protocol broker, the real auth and inventory
-services, and the order service, all on loopback.
+"""Fixtures: real valkey, a real Kafka-protocol broker, the real auth, inventory and
+billing services, and the order service, all on loopback.
 
 The auth and inventory services' own test helpers (login, exchange, products)
 are reused from their test folders.
@@ -23,6 +23,8 @@ sys.path.append(str(Path(__file__).parent))
 from auth_service.app import create_app as create_auth_app
 from auth_testing import claims
 from auth_testing import make_settings as make_auth_settings
+from billing_service.app import create_app as create_billing_app
+from billing_service.config import Settings as BillingSettings
 from hopkit.consumer import ensure_topics
 from hopkit.events import ALL_TOPICS
 from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
@@ -94,12 +96,45 @@ def inventory(inventory_server: ServerThread) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
+def billing_server(
+    tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
+) -> Iterator[ServerThread]:
+    """The real billing service, API only: the record payment events are checked against.
+
+    Its worker is off (nothing charges here); the tests write its payment records
+    with billing's own repository (order_testing.record_payment).
+    """
+    settings = BillingSettings.model_validate(
+        {
+            "env": "test",
+            "issuer": issuer,
+            "redis_url": valkey.url,
+            "database_url": f"sqlite:///{tmp_path_factory.mktemp('billing') / 'billing.db'}",
+            "worker": False,
+            "json_logs": False,
+            "access_log": False,
+            "dpop": False,  # bearer tokens throughout, as in make_settings
+        }
+    )
+    server = ServerThread(create_billing_app(settings)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def billing_db(billing_server: ServerThread) -> str:
+    url: str = billing_server.app.state.settings.database_url
+    return url
+
+
+@pytest.fixture(scope="session")
 def order_server(
     tmp_path_factory: pytest.TempPathFactory,
     issuer: str,
     valkey: ValkeyServer,
     kafka: KafkaBroker,
     inventory_server: ServerThread,
+    billing_server: ServerThread,
 ) -> Iterator[ServerThread]:
     settings = make_settings(
         tmp_path_factory.mktemp("order"),
@@ -107,6 +142,7 @@ def order_server(
         redis_url=valkey.url,
         kafka_bootstrap=kafka.bootstrap,
         inventory_url=inventory_server.base_url,
+        billing_url=billing_server.base_url,
     )
     server = ServerThread(create_app(settings)).start()
     yield server

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from auth_testing import client_credentials, exchange, login
-from hopkit.events import Envelope
+from billing_service import repository as billing_repository
+from billing_service.models import Invoice
+from hopkit.db import create_engine, session_factory
+from hopkit.events import PAYMENT_SUCCEEDED, Envelope
 from order_service.config import Settings
 from order_service.models import Base
 from sqlalchemy.engine import Connection
@@ -35,6 +40,9 @@ def make_settings(tmp: Path, issuer: str, **overrides: object) -> Settings:
         "outbox_poll_interval": 0.2,
         "consumer_session_timeout_ms": 1000,
         "run_expiry_scheduler": False,
+        # The tests here are about other things and mint plain bearer tokens; DPoP
+        # (on by default) has its own tests in test_dpop.py.
+        "dpop": False,
         **overrides,
     }
     return Settings.model_validate(values)
@@ -189,3 +197,69 @@ def differences(connection: Connection) -> list[Any]:
         connection, opts={"compare_type": True, "compare_server_default": True}
     )
     return list(compare_metadata(context, Base.metadata))
+
+
+# -- orders and their payments -------------------------------------------------------------
+
+
+def place(http: httpx.Client, token: str, product: int, quantity: int = 1) -> dict[str, Any]:
+    response = http.post("/orders", json=order_body((product, quantity)), headers=bearer(token))
+    assert response.status_code == 201, response.text
+    order: dict[str, Any] = response.json()
+    return order
+
+
+def payment(topic: str, order: dict[str, object], **extra: object) -> Envelope:
+    """A payment event about ``order`` as billing writes it (billing may not agree it happened)."""
+    data = {
+        "order_id": order["id"],
+        "invoice_id": str(uuid.uuid4()),
+        "amount_cents": order["total_cents"],
+        "currency": order["currency"],
+        **extra,
+    }
+    return Envelope.new(topic, "billing", str(order["customer_id"]), data)
+
+
+def billed(billing_db: str, topic: str, order: dict[str, Any], **extra: object) -> Envelope:
+    """Billing's record of the payment, and the event billing emits for it."""
+    status = "PAID" if topic == PAYMENT_SUCCEEDED else "DECLINED"
+    invoice_id = record_payment(billing_db, order, status=status)
+    return payment(topic, order, invoice_id=invoice_id, **extra)
+
+
+def record_payment(
+    billing_database_url: str,
+    order: dict[str, Any],
+    *,
+    status: str = "PAID",
+    amount_cents: int | None = None,
+) -> str:
+    """Billing's invoice for ``order``, written with billing's own repository; its id.
+
+    What billing's worker stores when it charges: the record a payment event
+    about the order is checked against. ``amount_cents`` defaults to the order's total.
+    """
+    invoice = Invoice(
+        id=str(uuid.uuid4()),
+        order_id=str(order["id"]),
+        customer_id=str(order["customer_id"]),
+        status=status,
+        amount_cents=int(order["total_cents"]) if amount_cents is None else amount_cents,
+        currency=str(order["currency"]),
+        decline_reason=None if status == "PAID" else "card_declined",
+        provider_reference="sim_test",
+        event_id=str(uuid.uuid4()),
+        created_at=datetime.now(UTC),
+    )
+
+    async def add() -> None:
+        engine = create_engine(billing_database_url)
+        try:
+            async with session_factory(engine).begin() as session:
+                await billing_repository.add_invoice(session, invoice)
+        finally:
+            await engine.dispose()
+
+    run(add())
+    return invoice.id

@@ -1,4 +1,4 @@
-"""Who may read which order: billing's internal read, support's read of any order."""
+"""Who may read which order: billing's internal read; support staff acting for a customer."""
 
 from __future__ import annotations
 
@@ -6,9 +6,24 @@ import logging
 
 import httpx
 import pytest
-from auth_testing import claims, exchange, login
+from auth_testing import (
+    ACCESS_TOKEN_TYPE,
+    EXCHANGE,
+    claims,
+    client_credentials,
+    exchange,
+    login,
+    secret,
+)
 from inventory_testing import add_product
-from order_testing import assert_problem, bearer, order_body, order_token, service_token
+from order_testing import (
+    assert_problem,
+    bearer,
+    order_body,
+    order_token,
+    service_token,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +52,21 @@ def test_the_billing_worker_reads_the_authoritative_order(
     )
 
 
+def test_the_notification_worker_reads_the_order_to_check_an_event(
+    http: httpx.Client, auth: httpx.Client, alices_order: dict[str, object]
+) -> None:
+    notifier = service_token(auth, "notification-worker", "order", "orders:read")
+    assert claims(notifier)["sub"] == "notification-worker"
+    response = http.get(f"/internal/orders/{alices_order['id']}", headers=bearer(notifier))
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["customer_id"]) == (
+        alices_order["status"],
+        alices_order["customer_id"],
+    )
+    # The expiry job's client gets no token for order at all.
+    assert client_credentials(auth, "order-scheduler", "order", "orders:read").status_code == 400
+
+
 def test_the_internal_read_refuses_the_gateway_and_other_services(
     http: httpx.Client, auth: httpx.Client, alices_order: dict[str, object], alice: str
 ) -> None:
@@ -53,7 +83,7 @@ def test_the_internal_read_refuses_the_gateway_and_other_services(
     assert_problem(http.get(path), 401, "urn:hopauth:problem:missing-token")
 
 
-def test_support_reads_any_order_and_the_access_is_logged_with_the_act_chain(
+def test_support_learns_only_who_owns_an_order_and_the_lookup_is_logged(
     http: httpx.Client,
     auth: httpx.Client,
     alices_order: dict[str, object],
@@ -61,13 +91,16 @@ def test_support_reads_any_order_and_the_access_is_logged_with_the_act_chain(
 ) -> None:
     carol = order_token(auth, "carol", "support:read")
     assert claims(carol)["scope"] == "support:read"
-    path = f"/support/orders/{alices_order['id']}"
+    path = f"/support/orders/{alices_order['id']}/owner"
     with caplog.at_level(logging.INFO):
         response = http.get(path, headers=bearer(carol))
     assert response.status_code == 200, response.text
-    assert response.json() == alices_order
+    assert response.json() == {
+        "order_id": alices_order["id"],
+        "customer_id": alices_order["customer_id"],
+    }
 
-    [line] = [r for r in caplog.records if getattr(r, "action", None) == "support-view"]
+    [line] = logged(caplog, "support-owner-lookup")
     assert line.sub == claims(carol)["sub"]  # type: ignore[attr-defined]
     assert line.act == ["gateway"]  # type: ignore[attr-defined]
     assert line.order_id == alices_order["id"]  # type: ignore[attr-defined]
@@ -75,14 +108,117 @@ def test_support_reads_any_order_and_the_access_is_logged_with_the_act_chain(
     assert line.jti == claims(carol)["jti"]  # type: ignore[attr-defined]
     assert carol not in caplog.text
 
-    # carol's support token is for reading, not for ordering as herself.
+    assert_problem(
+        http.get("/support/orders/ord_missing/owner", headers=bearer(carol)),
+        404,
+        "order-not-found",
+    )
+    # carol's support token opens no order itself: not hers to read, not as herself.
+    assert_problem(http.get(f"/orders/{alices_order['id']}", headers=bearer(carol)), 403)
     assert_problem(http.get("/orders", headers=bearer(carol)), 403)
+    # The old full view for support staff is gone.
+    assert (
+        http.get(f"/support/orders/{alices_order['id']}", headers=bearer(carol)).status_code == 404
+    )
+
+
+def logged(caplog: pytest.LogCaptureFixture, action: str) -> list[logging.LogRecord]:
+    """The request lines with ``action``; a line is written just after the answer, so wait."""
+
+    def lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if getattr(r, "action", None) == action]
+
+    wait_for(lines, timeout=5, what=f"the {action} log line")
+    return lines()
+
+
+def delegated(auth: httpx.Client, actor: str, customer_id: str) -> str:
+    """What the gateway gets for support access: the customer as sub, the staff member in act."""
+    response = auth.post(
+        "/token",
+        data={
+            "grant_type": EXCHANGE,
+            "actor_token": actor,
+            "actor_token_type": ACCESS_TOKEN_TYPE,
+            "requested_subject": customer_id,
+            "audience": "order",
+            "scope": "orders:read",
+        },
+        auth=secret("gateway"),
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def test_support_reads_the_order_as_the_customer_and_both_are_logged(
+    http: httpx.Client,
+    auth: httpx.Client,
+    alices_order: dict[str, object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    carol = login(auth, "carol").access_token
+    carol_id = claims(carol)["sub"]
+    token = delegated(auth, carol, str(alices_order["customer_id"]))
+    with caplog.at_level(logging.INFO):
+        response = http.get(f"/orders/{alices_order['id']}", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert response.json() == alices_order
+
+    [line] = logged(caplog, "support-view")
+    assert line.customer == alices_order["customer_id"]  # type: ignore[attr-defined]
+    assert line.acted_by == carol_id  # type: ignore[attr-defined]
+    assert line.act == ["gateway", carol_id]  # type: ignore[attr-defined]
+    assert line.order_id == alices_order["id"]  # type: ignore[attr-defined]
+    assert line.jti == claims(token)["jti"]  # type: ignore[attr-defined]
+    assert token not in caplog.text and carol not in caplog.text
+
+    # Read only: the delegated token cannot cancel the customer's order.
+    assert_problem(
+        http.post(f"/orders/{alices_order['id']}/cancel", headers=bearer(token)),
+        403,
+        "urn:hopauth:problem:insufficient-scope",
+    )
+
+
+def test_a_customers_own_reads_are_not_marked_as_support(
+    http: httpx.Client,
+    alices_order: dict[str, object],
+    alice: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        assert http.get(f"/orders/{alices_order['id']}", headers=bearer(alice)).status_code == 200
+    assert not [r for r in caplog.records if hasattr(r, "acted_by")]
+
+
+def test_a_token_for_one_customer_opens_no_other_customers_order(
+    http: httpx.Client, auth: httpx.Client, alices_order: dict[str, object], bob: str
+) -> None:
+    carol = login(auth, "carol").access_token
+    for_bob = delegated(auth, carol, claims(bob)["sub"])
+    assert_problem(
+        http.get(f"/orders/{alices_order['id']}", headers=bearer(for_bob)), 404, "order-not-found"
+    )
+
+
+def test_ending_carols_login_ends_her_access_to_the_customers_order(
+    http: httpx.Client, auth: httpx.Client, alices_order: dict[str, object]
+) -> None:
+    carol = login(auth, "carol")
+    token = delegated(auth, carol.access_token, str(alices_order["customer_id"]))
+    path = f"/orders/{alices_order['id']}"
+    assert http.get(path, headers=bearer(token)).status_code == 200
+    revoked = auth.post("/revoke", data={"token": carol.refresh_token, "client_id": "web"})
+    assert revoked.is_success, revoked.text
+    # The issuer's Redis marker for carol's sid reaches order at once.
+    assert_problem(http.get(path, headers=bearer(token)), 401, "urn:hopauth:problem:invalid-token")
 
 
 def test_a_customer_has_no_support_access(
     http: httpx.Client, auth: httpx.Client, alices_order: dict[str, object], bob: str
 ) -> None:
-    path = f"/support/orders/{alices_order['id']}"
+    path = f"/support/orders/{alices_order['id']}/owner"
     assert_problem(
         http.get(path, headers=bearer(bob)), 403, "urn:hopauth:problem:insufficient-scope"
     )

@@ -3,11 +3,14 @@ exchanged again, the order and its event stored together, the card kept masked."
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from auth_testing import login
 from hopkit.events import ORDER_PLACED, Envelope
-from hopkit.testing import KafkaBroker
+from hopkit.testing import KafkaBroker, ServerThread
 from inventory_testing import add_product
+from order_service.inventory import Inventory, Product
 from order_testing import (
     CARD,
     assert_problem,
@@ -161,3 +164,31 @@ def test_only_a_token_exchanged_by_the_gateway_for_order_is_accepted(
         403,
         "urn:hopauth:problem:forbidden-caller",
     )
+
+
+def test_catalogue_reads_are_reused_for_a_few_seconds(
+    inventory_server: ServerThread, inventory_db: str
+) -> None:
+    product = add_product(inventory_db, 5, price_cents=990)
+    unknown = 2_000_000_000
+    sent: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(request.url.path)
+
+    async def read_twice(ttl: float) -> list[Product | None]:
+        async with httpx.AsyncClient(
+            base_url=inventory_server.base_url, event_hooks={"request": [count]}
+        ) as client:
+            catalogue = Inventory(client, settle=httpx.Auth(), catalogue_ttl=ttl)
+            return [await catalogue.product(pid) for pid in (product, product, unknown, unknown)]
+
+    first, again, missing, still_missing = asyncio.run(read_twice(5.0))
+    assert first is not None and first.price_cents == 990 and again == first
+    assert missing is None and still_missing is None
+    # A product is read once; an unknown one is asked about every time (nothing to keep).
+    assert sent == [f"/products/{product}", f"/products/{unknown}", f"/products/{unknown}"]
+
+    sent.clear()
+    asyncio.run(read_twice(0.0))
+    assert len(sent) == 4

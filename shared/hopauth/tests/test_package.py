@@ -27,8 +27,10 @@ ADAPTERS = {
     "fastapi.py": {"fastapi", "starlette"},
     "redis_revocation.py": {"redis"},
     "redis_cache.py": {"redis"},
+    "redis_replay.py": {"redis"},
 }
-CORE_THIRD_PARTY = {"jwt", "httpx"}
+# cryptography comes with pyjwt[crypto]; rfc9449 signs proofs with it directly.
+CORE_THIRD_PARTY = {"jwt", "httpx", "cryptography"}
 
 
 def test_public_names_pinned() -> None:
@@ -38,12 +40,18 @@ def test_public_names_pinned() -> None:
         "CacheStats",
         "ClientCredentials",
         "ClientCredentialsAuth",
+        "DPoPKey",
+        "DPoPProof",
+        "DPoPProofValidator",
         "HopAuthError",
+        "InvalidDPoPProofError",
         "InvalidTokenError",
         "JWKSCache",
         "KeySource",
+        "MemoryReplayCache",
         "MemoryTokenCache",
         "Principal",
+        "ReplayCache",
         "RevocationChecker",
         "StaticKeySource",
         "TOKEN_EXCHANGE_GRANT",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from hopkit import tracing
@@ -110,6 +111,55 @@ async def test_the_same_event_twice_has_one_effect(kafka: KafkaBroker, sessions:
         )
     assert calls == 1
     assert await _counts(sessions, effects=1, processed=1)
+
+
+async def test_a_handler_holds_no_write_lock_before_its_first_write(
+    kafka: KafkaBroker, sessions: Sessions
+) -> None:
+    # Stands for a remote call during which the service's HTTP requests keep writing:
+    # if the consumer had claimed the event already, this write would wait for its lock.
+    topic = new_topic()
+    await ensure_topics(kafka.bootstrap, [topic])
+    waits: list[float] = []
+
+    async def handler(session: AsyncSession, envelope: Envelope, record: Any) -> None:
+        started = asyncio.get_running_loop().time()
+        async with sessions.begin() as other:
+            await other.execute(
+                insert(effects_table).values(event_id=envelope.event_id, note="meanwhile")
+            )
+        waits.append(asyncio.get_running_loop().time() - started)
+        await record_effect(session, envelope)
+
+    async with consuming(kafka.bootstrap, topic, handler, sessions):
+        await publish(kafka.bootstrap, topic, event("o-lock").to_bytes())
+        await eventually(lambda: _counts(sessions, effects=2, processed=1), what="both writes")
+    assert len(waits) == 1 and waits[0] < 1.0  # blocked, it waits out the 15 s busy timeout
+
+
+async def test_a_consumer_that_loses_the_claim_rolls_its_effect_back(
+    kafka: KafkaBroker, sessions: Sessions
+) -> None:
+    topic = new_topic()
+    await ensure_topics(kafka.bootstrap, [topic])
+    group = f"group-{uuid.uuid4().hex[:8]}"
+
+    async def handler(session: AsyncSession, envelope: Envelope, record: Any) -> None:
+        # Another member of the group (after a rebalance) records the same event first.
+        async with sessions.begin() as rival:
+            await rival.execute(
+                insert(processed_events).values(
+                    event_id=envelope.event_id, consumer_group=group, processed_at=_now()
+                )
+            )
+        await record_effect(session, envelope)
+
+    async with consuming(kafka.bootstrap, topic, handler, sessions, group=group):
+        await publish(kafka.bootstrap, topic, event("o-rival").to_bytes())
+        await eventually(
+            lambda: _committed_is(kafka.bootstrap, group, topic, 1), what="the offset commit"
+        )
+    assert await _counts(sessions, effects=0, processed=1)
 
 
 async def test_a_failing_handler_is_retried_and_its_failed_attempts_leave_nothing(
@@ -289,6 +339,10 @@ async def _counts(sessions: Sessions, *, effects: int, processed: int) -> bool:
 
 async def _committed_is(bootstrap: str, group: str, topic: str, offset: int) -> bool:
     return await committed(bootstrap, group, topic) == offset
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def _true(value: bool) -> bool:

@@ -67,6 +67,38 @@ async def test_commit_publishes_once_with_trace_headers(
     assert await end_offset(kafka.bootstrap, topic) == 1
 
 
+class CountingRelay(OutboxRelay):
+    """The real relay, counting the passes that published something."""
+
+    publishing_passes = 0
+
+    async def publish_pending(self) -> int:
+        published = await super().publish_pending()
+        self.publishing_passes += published > 0
+        return published
+
+
+async def test_commits_close_together_go_out_in_one_pass(
+    kafka: KafkaBroker, sessions: Sessions
+) -> None:
+    topic = new_topic()
+    await ensure_topics(kafka.bootstrap, [topic])
+    relay = CountingRelay(kafka.bootstrap, sessions, poll_interval=30, coalesce=1.0)
+    await relay.start()
+    try:
+        await asyncio.sleep(0.1)  # the start-up pass has run (and found nothing)
+        started = time.monotonic()
+        for n in range(5):  # five requests, each committing its own event, within 1 s
+            await place(sessions, topic, event(f"o-{n}"))
+        assert time.monotonic() - started < 0.8
+        await eventually(lambda: _unpublished(sessions, 0), what="all rows to be published")
+    finally:
+        await relay.stop()
+    assert relay.publishing_passes == 1
+    records = await read_records(kafka.bootstrap, topic, 5)
+    assert [record.key for record in records] == [f"o-{n}".encode() for n in range(5)]
+
+
 async def test_rolled_back_transaction_publishes_nothing(
     kafka: KafkaBroker, sessions: Sessions, relay: OutboxRelay
 ) -> None:

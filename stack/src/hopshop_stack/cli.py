@@ -5,7 +5,7 @@
     hopshop status [--json]
     hopshop logs [component] [-f] [-n LINES]
     hopshop demo
-    hopshop attack
+    hopshop attack [-k EXPRESSION]
 
 Every command takes ``--state-dir`` (default ``./var/stack``, or ``HOPSHOP_STATE_DIR``).
 """
@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from . import demo, lifecycle, observe
+from . import attack, demo, lifecycle, observe
 from .components import Options
-
-NOT_YET = 2  # exit code of the commands that arrive with the shop services
 
 
 def _state_dir(value: str | None) -> Path:
@@ -122,7 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Needs a running stack (hopshop up -d). Exit code: 0 the order was "
         "confirmed, 1 it was not (or a step failed), 2 no stack is running.",
     )
-    sub.add_parser("attack", parents=[common], help="the attack suite (coming)")
+    attacks = sub.add_parser(
+        "attack",
+        parents=[common],
+        help="the attack suite against the running stack: a table of expected vs observed",
+        description="Runs e2e-tests/attacks against the running stack (in the mode it runs "
+        "in) and prints each attack: category, mode, expected, observed, and why. Exit code: "
+        "0 every attack went as expected, 1 one did not, 2 no stack is running.",
+    )
+    attacks.add_argument(
+        "-k",
+        dest="select",
+        metavar="EXPRESSION",
+        help="only the attacks whose names match (pytest -k), e.g. 'replay and not kafka'",
+    )
     return parser
 
 
@@ -151,9 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         return observe.logs(state_dir, args.component, follow=args.follow, lines=args.lines)
     if args.command == "demo":
         return demo.demo(state_dir)
-    # attack
-    print(f"hopshop {args.command}: arrives with the shop services", file=sys.stderr)
-    return NOT_YET
+    return attack.attack(state_dir, select=args.select)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Environment every service and worker process receives (on top of the caller's)::
 
     HOPSHOP_ENV=development
     HOPSHOP_PROPAGATION=exchange          (forward with --vulnerable)
+    HOPSHOP_DPOP=true                     (the caller's HOPSHOP_DPOP if set; off in forward mode)
     HOPSHOP_ISSUER=http://127.0.0.1:<auth port>
     HOPSHOP_REDIS_URL=redis://127.0.0.1:<valkey port>/0
     HOPSHOP_KAFKA_BOOTSTRAP=127.0.0.1:<kafka port>
@@ -193,6 +194,7 @@ class Plan:
     skipped: tuple[tuple[str, str], ...]  # (name, why)
     kafka_bootstrap: str
     topics: tuple[str, ...] = TOPICS
+    dpop: bool = True  # DPoP in effect (RFC 9449): HOPSHOP_DPOP, and exchange mode
 
     def get(self, name: str) -> Planned:
         for component in self.components:
@@ -203,6 +205,18 @@ class Plan:
 
 class PlanError(ValueError):
     """The options cannot make a stack (bad port override, unknown service)."""
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def dpop_switch(options: Options) -> bool:
+    """``HOPSHOP_DPOP`` from the caller's environment; on unless it says otherwise."""
+    raw = options.environ.get("HOPSHOP_DPOP", "true").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise PlanError(f"HOPSHOP_DPOP={raw!r} is not a boolean (true or false)")
+    return raw in _TRUE
 
 
 def resolve_port(name: str, default: int, options: Options) -> int:
@@ -252,10 +266,13 @@ def build_plan(
     _refuse_shared_ports(ports)
 
     auth_port = ports.get("auth", resolve_port("auth", 8001, options))
+    dpop = dpop_switch(options)
     common = {
         "HOPSHOP_ENV": "development",
         # Set either way, so a stray HOPSHOP_PROPAGATION in the shell cannot flip the mode.
         "HOPSHOP_PROPAGATION": "forward" if options.vulnerable else "exchange",
+        # Passed on as asked; the services ignore it in forward mode (nothing to bind there).
+        "HOPSHOP_DPOP": "true" if dpop else "false",
         "HOPSHOP_ISSUER": f"http://{HOST}:{auth_port}",
         "HOPSHOP_REDIS_URL": redis_url,
         "HOPSHOP_KAFKA_BOOTSTRAP": bootstrap,
@@ -280,7 +297,12 @@ def build_plan(
         else:
             components.append(_worker(worker, owner, common, state_dir))
 
-    return Plan(components=tuple(components), skipped=tuple(skipped), kafka_bootstrap=bootstrap)
+    return Plan(
+        components=tuple(components),
+        skipped=tuple(skipped),
+        kafka_bootstrap=bootstrap,
+        dpop=dpop and not options.vulnerable,
+    )
 
 
 def _refuse_shared_ports(ports: dict[str, int]) -> None:

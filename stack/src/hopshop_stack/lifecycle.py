@@ -405,6 +405,8 @@ def print_summary(
     for user, password, role in DEMO_USERS:
         print(f"  {user + ' / ' + password:<30}{role}")
     print("Service clients: <id> / <id>-dev-secret for " + ", ".join(DEMO_CLIENTS))
+    dpop = "on: service tokens bound to each caller's key" if plan.dpop else "off: bearer tokens"
+    print(f"DPoP (RFC 9449): {dpop}")
     print("  (`web` is the public client: authorization code + PKCE)")
     print(f"\nLogs:   hopshop logs{hint} [component] [-f]   (files in {state_dir / 'logs'})")
     print(f"Status: hopshop status{hint}")

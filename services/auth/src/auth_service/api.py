@@ -9,11 +9,13 @@ from urllib.parse import parse_qsl
 import orjson
 from authlib.oauth2 import OAuth2Error
 from fastapi import APIRouter, Request, Response
+from hopauth import InvalidDPoPProofError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse
 
 from .deps import KeysDep, LoginSlotsDep, ServerDep, SettingsDep
 from .forms import BadForm, read_form
+from .oauth import dpop
 from .oauth.clients import TOKEN_EXCHANGE
 from .oauth.requests import ParsedRequest
 from .oauth.server import HopAuthorizationServer
@@ -70,6 +72,8 @@ def metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
+        # RFC 9449 §5.1: proofs are accepted at the token endpoint.
+        "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
         "authorization_response_iss_parameter_supported": False,
     }
 
@@ -104,12 +108,23 @@ async def _endpoint(
     except BadForm as exc:
         return oauth_error(exc.status_code, "invalid_request", exc.description)
     oauth_request = _oauth_request(request, server, form)
-    if name is not None:
-        result = await run_in_threadpool(server.create_endpoint_response, name, oauth_request)
-    elif oauth_request.payload.data.get("grant_type") in INLINE_GRANTS:
-        result = server.create_token_response(oauth_request)
+    if name is None:
+        token_endpoint = server.context.settings.issuer + request.scope["path"]
+        try:
+            oauth_request.dpop_jkt = await dpop.proof_key(
+                request.headers.getlist("dpop"), server.context.dpop, token_endpoint
+            )
+        except InvalidDPoPProofError as exc:
+            # RFC 9449 §5: a bad proof is a 400 invalid_dpop_proof, never a bearer token.
+            log.info("DPoP proof refused at the token endpoint: %s", exc.reason)
+            return oauth_error(400, "invalid_dpop_proof", exc.reason)
+        result = (
+            server.create_token_response(oauth_request)
+            if oauth_request.payload.data.get("grant_type") in INLINE_GRANTS
+            else await run_in_threadpool(server.create_token_response, oauth_request)
+        )
     else:
-        result = await run_in_threadpool(server.create_token_response, oauth_request)
+        result = await run_in_threadpool(server.create_endpoint_response, name, oauth_request)
     return _render(result)
 
 

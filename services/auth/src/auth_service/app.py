@@ -11,9 +11,11 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 import redis
+import redis.asyncio as aioredis
 from fastapi import FastAPI
-from hopauth import AccessTokenValidator
+from hopauth import AccessTokenValidator, DPoPProofValidator, MemoryReplayCache, ReplayCache
 from hopauth.fastapi import install_problem_handlers as hopauth_problems
+from hopauth.redis_replay import RedisReplayCache
 from hopkit.logs import configure_logging
 from hopkit.tracing import TracingMiddleware
 from sqlalchemy import Engine, text
@@ -26,6 +28,7 @@ from .db import create_db_engine, create_session_factory
 from .errors import install_error_handlers
 from .keys import KeyStore
 from .migrations import upgrade
+from .oauth import dpop
 from .oauth.authorization_code import AuthorizationCodeGrant, S256CodeChallenge
 from .oauth.client_credentials import ClientCredentialsGrant
 from .oauth.clients import RegisteredClient
@@ -60,6 +63,7 @@ def _wire(
     policy: Policy,
     engine: Engine,
     redis_client: redis.Redis | None,
+    dpop_validator: DPoPProofValidator,
 ) -> None:
     """Build the service's parts, in dependency order, onto app.state."""
     if settings.auto_migrate:
@@ -86,12 +90,15 @@ def _wire(
         db=factory,
         tokens=AccessTokens(issuer=settings.issuer, keys=keys),
         sessions=sessions,
+        dpop=dpop_validator,
     )
     app.state.keys = keys
     # The issuer is also a resource server for its user directory (audience "auth").
     app.state.hopauth_validator = AccessTokenValidator(
         issuer=settings.issuer, audience=directory.AUDIENCE, keys=directory.IssuerKeys(keys)
     )
+    # ...and accepts DPoP-bound tokens there, with their proofs (RFC 9449 §7).
+    app.state.hopauth_dpop = dpop_validator
     app.state.oauth_server = build_server(context, clients)
     app.state.readiness = partial(readiness, engine, redis_client)
     app.state.login_slots = asyncio.Semaphore(settings.login_concurrency)
@@ -129,9 +136,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.redis_url
             else None
         )
+        # DPoP proof jtis (RFC 9449 §11.1): shared by all replicas through Redis when
+        # there is one. It fails closed: while Redis is down, proofs are refused.
+        replay_store = (
+            aioredis.Redis.from_url(
+                settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+            )
+            if settings.redis_url
+            else None
+        )
+        replay_cache: ReplayCache = (
+            RedisReplayCache(replay_store) if replay_store is not None else MemoryReplayCache()
+        )
+        dpop_validator = DPoPProofValidator(replay_cache=replay_cache, algorithms=dpop.ALGORITHMS)
         try:
             app.state.settings = settings
-            _wire(app, settings, policy, engine, redis_client)
+            _wire(app, settings, policy, engine, redis_client, dpop_validator)
             # Everything built so far lives as long as the process: keep it out of
             # the garbage collector's way (fewer, cheaper full collections).
             gc.freeze()
@@ -142,6 +162,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if redis_client is not None:
                 redis_client.close()
+            if replay_store is not None:
+                await replay_store.aclose()
             engine.dispose()
 
     app = FastAPI(

@@ -3,6 +3,12 @@
 Only the notification worker may read it, with its own client-credentials
 token (audience ``auth``, scope ``users:read``): no user token is involved,
 so nothing here acts for a user.
+
+It stays strict in the vulnerable forward mode (``HOPSHOP_PROPAGATION=forward``,
+see ``hopkit.forwarding``): that mode weakens the hops users' tokens are
+forwarded along, and the issuer is not one of them. Nobody forwards a user's
+token here, so there is nothing to weaken for, and the issuer keeps checking
+its own audience and the caller.
 """
 
 from __future__ import annotations

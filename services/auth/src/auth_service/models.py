@@ -88,3 +88,5 @@ class RefreshToken(Base):
     issued_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
+    # RFC 9449 §5: a public client's refresh token is bound to its DPoP key, if it used one.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))

@@ -40,6 +40,20 @@ class LoginPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class DelegationPolicy:
+    """Who may act for whom at one audience (RFC 8693 §1.1 delegation).
+
+    The actor token must hold one of ``actor_scopes``; the issued token carries
+    at most ``scopes``; a ``requested_subject`` must be a user holding one of
+    ``subject_roles`` (so support staff can act for customers, not for each other).
+    """
+
+    actor_scopes: frozenset[str]
+    scopes: frozenset[str]
+    subject_roles: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ClientPolicy:
     client_id: str
     public: bool
@@ -50,8 +64,8 @@ class ClientPolicy:
     exchange: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
     # audience -> scopes for client-credentials tokens
     client_credentials: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    # target audience -> scopes of which an actor token must hold one
-    delegation: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # target audience -> what exchanges carrying an actor token may do there
+    delegation: Mapping[str, DelegationPolicy] = field(default_factory=dict)
 
     def all_scopes(self) -> frozenset[str]:
         scopes: set[str] = set()
@@ -170,9 +184,7 @@ def _parse_client(client_id: str, entry: Any, where: str) -> ClientPolicy:
         raise PolicyError(
             f"{where}: a 'client_credentials' table is required exactly when that grant is"
         )
-    delegation = _scope_table(entry.get("delegation", {}), f"{where}.delegation")
-    if stray := set(delegation) - set(exchange):
-        raise PolicyError(f"{where}.delegation: {sorted(stray)} not among the exchange audiences")
+    delegation = _delegation_table(entry.get("delegation", {}), exchange, f"{where}.delegation")
 
     return ClientPolicy(
         client_id=client_id,
@@ -196,6 +208,46 @@ def _parse_login(entry: Any, where: str) -> LoginPolicy:
     scopes = _scopes(entry.get("scopes"), f"{where}.scopes")
     role_scopes = _scope_table(entry.get("role_scopes", {}), f"{where}.role_scopes")
     return LoginPolicy(audience=audience, scopes=scopes, role_scopes=role_scopes)
+
+
+def _delegation_table(
+    entry: Any, exchange: Mapping[str, Mapping[str, frozenset[str]]], where: str
+) -> dict[str, DelegationPolicy]:
+    """``[delegation.<audience>]`` tables of ``actor_scopes``, ``scopes``, ``subject_roles``.
+
+    A delegated token can only carry scopes this client could get by a plain
+    exchange for that audience: delegation narrows, it never adds authority.
+    """
+    if not isinstance(entry, Mapping):
+        raise PolicyError(f"{where}: must be a table of audience = {{actor_scopes, scopes, ...}}")
+    if stray := set(entry) - set(exchange):
+        raise PolicyError(f"{where}: {sorted(stray)} not among the exchange audiences")
+    table: dict[str, DelegationPolicy] = {}
+    for audience, value in entry.items():
+        at = f"{where}.{audience}"
+        if not isinstance(value, Mapping):
+            raise PolicyError(f"{at}: must be a table with actor_scopes, scopes, subject_roles")
+        keys = {"actor_scopes", "scopes", "subject_roles"}
+        _only_keys(value, keys, at)
+        if missing := keys - set(value):
+            raise PolicyError(f"{at}: missing key(s) {sorted(missing)}")
+        scopes = _scopes(value["scopes"], f"{at}.scopes")
+        if beyond := scopes - set(exchange[audience]):
+            raise PolicyError(
+                f"{at}.scopes: {sorted(beyond)} not among the exchange scopes for '{audience}'"
+            )
+        roles = frozenset(_string_list(value["subject_roles"], f"{at}.subject_roles"))
+        if not roles:
+            raise PolicyError(f"{at}.subject_roles: must list at least one role")
+        for role in roles:
+            if not _IDENTIFIER.match(role):
+                raise PolicyError(f"{at}.subject_roles: {role!r} must match {_IDENTIFIER.pattern}")
+        table[audience] = DelegationPolicy(
+            actor_scopes=_scopes(value["actor_scopes"], f"{at}.actor_scopes"),
+            scopes=scopes,
+            subject_roles=roles,
+        )
+    return table
 
 
 def _scope_table(entry: Any, where: str) -> dict[str, frozenset[str]]:

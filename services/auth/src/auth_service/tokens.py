@@ -72,8 +72,12 @@ class AccessTokens:
         sid: str | None = None,
         act: Mapping[str, Any] | None = None,
         extra: Mapping[str, Any] | None = None,
+        jkt: str | None = None,
     ) -> IssuedToken:
-        """Sign a token living ``lifetime`` seconds, and never past ``not_after``."""
+        """Sign a token living ``lifetime`` seconds, and never past ``not_after``.
+
+        With ``jkt`` the token is DPoP-bound: ``cnf: {"jkt": ...}`` (RFC 9449 §6.1).
+        """
         now = int(self._clock())
         exp = now + lifetime
         if not_after is not None:
@@ -96,6 +100,8 @@ class AccessTokens:
             claims["sid"] = sid
         if act is not None:
             claims["act"] = dict(act)
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         key = self._keys.active()
         header = {"alg": ALGORITHM, "kid": key.kid, "typ": TOKEN_TYPE_HEADER}
         token = jws.sign(header, claims, key.private_key)

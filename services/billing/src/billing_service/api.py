@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from hopkit.logs import annotate
 
 from . import service
-from .deps import InvoiceReader, SessionDep
-from .schemas import InvoiceOut
+from .deps import InvoiceReader, PaymentVerifier, SessionDep
+from .models import Invoice, InvoiceStatus
+from .schemas import ORDER_ID_PATTERN, InvoiceOut, PaymentOut
 
 router = APIRouter()
 
@@ -20,8 +21,9 @@ def _problem(description: str) -> dict[str, Any]:
 
 AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: _problem("No token, or an invalid one (see `WWW-Authenticate`)"),
-    403: _problem("Missing scope (see `WWW-Authenticate`) or a caller other than the gateway"),
+    403: _problem("Missing scope (see `WWW-Authenticate`) or a caller other than the ones listed"),
 }
+ORDER_ID = Path(pattern=ORDER_ID_PATTERN, description="The order's id")
 
 
 @router.get(
@@ -42,3 +44,44 @@ async def list_invoices(session: SessionDep, principal: InvoiceReader) -> list[I
     )
     invoices = await service.list_invoices(session, principal.subject)
     return [InvoiceOut.model_validate(invoice, from_attributes=True) for invoice in invoices]
+
+
+@router.get(
+    "/internal/orders/{order_id}/payment",
+    tags=["internal"],
+    summary="The payment billing recorded for an order, to check a payment event against",
+    description="Callers: `order` (before it confirms or cancels an order on a payment event) "
+    "and `notification-worker` (before it tells a customer about a payment), each by client "
+    "credentials (`payments:verify`). Anyone can write an event to Kafka; only billing's "
+    "record says whether a payment happened, for how much, and for whom.",
+    responses={
+        404: _problem("Billing has no payment for the order (type `.../payment-not-found`)"),
+        422: _problem("The order id is not one (`errors` names the field)"),
+        **AUTH_PROBLEMS,
+    },
+)
+async def payment_of_order(
+    session: SessionDep, principal: PaymentVerifier, order_id: str = ORDER_ID
+) -> PaymentOut:
+    annotate(
+        action="verify-payment",
+        order_id=order_id,
+        sub=principal.subject,
+        client_id=principal.client_id,
+        act=list(principal.actors),
+        jti=principal.token_id,
+    )
+    return _payment_out(await service.payment_for_order(session, order_id))
+
+
+def _payment_out(invoice: Invoice) -> PaymentOut:
+    paid = invoice.status == InvoiceStatus.PAID
+    return PaymentOut(
+        order_id=invoice.order_id,
+        invoice_id=invoice.id,
+        status="succeeded" if paid else "failed",
+        amount_cents=invoice.amount_cents,
+        currency=invoice.currency,
+        customer_id=invoice.customer_id,
+        reason=invoice.decline_reason,
+    )

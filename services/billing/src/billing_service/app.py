@@ -18,16 +18,16 @@ from hopauth import AccessTokenValidator, JWKSCache, TokenEndpoint
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
 from hopauth.redis_revocation import RedisRevocationChecker
-from hopkit import db, health
+from hopkit import db, dpop, forwarding, health
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
-from hopkit.settings import Propagation
 from hopkit.tracing import TracingMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .api import router
 from .config import AUDIENCE, WORKER_CLIENT_ID, Settings
+from .forwarding import WEAKENED
 from .orders import OrderClient, order_credentials, order_http
 from .provider import SimulatedProvider
 from .worker import BillingWorker
@@ -43,12 +43,14 @@ async def _start_worker(
     sessions: async_sessionmaker[AsyncSession],
     http: httpx.AsyncClient,
     store: redis.Redis | None,
+    dpop_keys: dpop.ClientKeys,
 ) -> BillingWorker:
     endpoint = TokenEndpoint(
         token_url=settings.resolved_token_url,
         client_id=WORKER_CLIENT_ID,
         client_secret=settings.worker_client_secret.get_secret_value(),
         http=http,
+        dpop_key=dpop_keys.for_client(WORKER_CLIENT_ID),
     )
     # Replicas share one token for the order service through valkey, when there is one.
     credentials = order_credentials(endpoint, RedisTokenCache(store) if store else None)
@@ -68,11 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.json_logs:
             configure_logging("billing", settings.log_level)
-        if settings.propagation is Propagation.FORWARD:
-            log.warning(
-                "HOPSHOP_PROPAGATION=forward is the vulnerable teaching mode; billing still "
-                "insists on tokens addressed to it"
-            )
         async with AsyncExitStack() as resources:
             engine = db.create_engine(settings.database_url)
             resources.push_async_callback(engine.dispose)
@@ -102,12 +99,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.db_engine = engine
             app.state.db_sessions = sessions
             app.state.hopauth_validator = AccessTokenValidator(
-                issuer=settings.issuer, audience=AUDIENCE, keys=keys, revocation=revocation
+                issuer=settings.issuer,
+                audience=AUDIENCE,
+                keys=keys,
+                revocation=revocation,
+                extra_audiences=forwarding.extra_audiences(settings.propagation),
             )
             app.state.readiness_checks = checks
+            # DPoP (RFC 9449): every caller is a service (gateway), so only bound tokens
+            # are accepted.
+            dpop_keys = dpop.install(app, settings, store, required=True)
             app.state.worker = None
             if settings.runs_worker:
-                app.state.worker = await _start_worker(resources, settings, sessions, http, store)
+                app.state.worker = await _start_worker(
+                    resources, settings, sessions, http, store, dpop_keys
+                )
             log.info(
                 "billing service ready",
                 extra={
@@ -129,5 +135,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_problem_handlers(app)
     install_auth_problem_handlers(app)
+    forwarding.install(app, settings.propagation, service="billing", weakened=WEAKENED)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

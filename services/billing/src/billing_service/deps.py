@@ -14,9 +14,21 @@ from hopauth.fastapi import Requires
 from hopkit.db import SessionDep as SessionDep
 
 # Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
-InvoiceReader = Annotated[Principal, Depends(Requires("billing:read", callers={"gateway"}))]
+# Named, so forward mode (forwarding.py) can swap it for a weaker one.
+READ = Requires("billing:read", callers={"gateway"})
+VERIFY = Requires("payments:verify", callers={"order", "notification-worker"})
+
+InvoiceReader = Annotated[Principal, Depends(READ)]
 """A customer, through the gateway: the user's token exchanged for ``aud=billing``.
 
 Only the gateway may present it (``act.sub``): a user's own token is for the
 gateway (``aud=gateway``) and is refused here as addressed to someone else.
+"""
+
+PaymentVerifier = Annotated[Principal, Depends(VERIFY)]
+"""A service checking a payment event against billing's record, by client credentials.
+
+``order`` before it confirms or cancels an order, ``notification-worker``
+before it tells a customer about a payment: an event can be forged, the
+record cannot.
 """

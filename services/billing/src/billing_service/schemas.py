@@ -35,6 +35,23 @@ class InvoiceOut(BaseModel):
         return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+class PaymentOut(BaseModel):
+    """A payment as billing recorded it (its invoice): what a payment event may claim.
+
+    ``status`` is named after the event billing emitted for it:
+    ``succeeded`` (``payment.succeeded``, invoice ``PAID``) or ``failed``
+    (``payment.failed``, invoice ``DECLINED``).
+    """
+
+    order_id: str
+    invoice_id: str
+    status: Literal["succeeded", "failed"]
+    amount_cents: int
+    currency: str = Field(description="ISO 4217 code")
+    customer_id: str = Field(description="The customer charged, as the order service said")
+    reason: str | None = Field(description="Why the provider declined; null when paid")
+
+
 class OrderPlacedData(BaseModel):
     """``data`` of an ``order.placed`` event: the order id is all billing takes from it."""
 

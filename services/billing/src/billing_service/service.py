@@ -1,4 +1,4 @@
-"""Business logic: reading invoices, and settling a placed order.
+"""Business logic: reading invoices and payments, and settling a placed order.
 
 Functions take the session and plain values; the caller owns the
 transaction (the request's session dependency, or the event consumer), so
@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from hopkit.events import PAYMENT_FAILED, PAYMENT_SUCCEEDED, Envelope
 from hopkit.outbox import add_to_outbox
+from hopkit.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import repository
@@ -31,6 +32,10 @@ from .provider import SimulatedProvider
 from .schemas import PENDING_PAYMENT
 
 log = logging.getLogger(__name__)
+
+PROBLEMS = "https://hopshop.example/problems/"
+#: The problem for an order billing has no payment for; its callers tell it from a wrong URL.
+PAYMENT_NOT_FOUND = PROBLEMS + "payment-not-found"
 
 
 class Outcome(StrEnum):
@@ -55,6 +60,25 @@ class Settlement:
 
 async def list_invoices(session: AsyncSession, customer_id: str) -> list[Invoice]:
     return await repository.invoices_of(session, customer_id)
+
+
+async def payment_for_order(session: AsyncSession, order_id: str) -> Invoice:
+    """The payment billing recorded for ``order_id``: the truth a payment event is checked against.
+
+    A 404 problem (:data:`PAYMENT_NOT_FOUND`) when billing charged nothing for
+    the order (unknown, not yet charged, or awaiting the cardholder): then no
+    ``payment.*`` event about it came from billing.
+    """
+    invoice = await repository.invoice_for_order(session, order_id)
+    if invoice is None:
+        raise Problem(
+            404,
+            "Payment not found",
+            f"billing has no payment for order {order_id!r}",
+            type_=PAYMENT_NOT_FOUND,
+            order_id=order_id,
+        )
+    return invoice
 
 
 async def settle_order(

@@ -137,8 +137,17 @@ async def list_notifications(gw: GatewayDep, user: NotificationReader) -> list[N
     "/support/orders/{order_id}",
     tags=["support"],
     summary="Any customer's order (support staff)",
-    description="Needs `support:read`, which only support staff get.",
-    responses={404: _problem("No such order"), **USER_PROBLEMS},
+    description="Needs `support:read`, which only support staff get. The order service "
+    "reads it as the customer's (a token with `sub` = the customer and the staff member "
+    "in `act`, RFC 8693 delegation) and logs both.",
+    responses={
+        404: _problem("No such order"),
+        **USER_PROBLEMS,
+        403: _problem(
+            "Not support staff (see `WWW-Authenticate`), or the issuer does not let staff "
+            "act for this order's customer"
+        ),
+    },
 )
 async def support_order(gw: GatewayDep, staff: SupportStaff, order_id: str = ORDER_ID) -> OrderOut:
     return await service.support_order(gw, staff, order_id)

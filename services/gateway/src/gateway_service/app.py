@@ -25,17 +25,17 @@ from hopauth import (
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
 from hopauth.redis_revocation import RedisRevocationChecker
-from hopkit import health
+from hopkit import dpop, forwarding, health
 from hopkit.health import Check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
-from hopkit.settings import Propagation
 from hopkit.tracing import TracingMiddleware
 
-from . import forwarding, stats, ui
+from . import stats, ui
 from .api import router
 from .config import AUDIENCE, Settings
 from .downstream import Downstream, trace_headers
+from .forwarding import WEAKENED
 from .hops import HopTokens
 from .ratelimit import RateLimiter
 from .service import NOTIFICATION, Gateway
@@ -45,14 +45,11 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else Settings()
-    forward = settings.propagation is Propagation.FORWARD
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.json_logs:
             configure_logging("gateway", settings.log_level)
-        if forward:
-            forwarding.warn_loudly()
         async with AsyncExitStack() as resources:
             # One pooled client for the issuer and every service; each request carries
             # the request id and trace context on.
@@ -60,6 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 httpx.AsyncClient(
                     timeout=httpx.Timeout(settings.downstream_timeout),
                     event_hooks={"request": [trace_headers]},
+                    # Keep every connection: with httpx's default of 20 idle ones, a burst
+                    # beyond 20 in flight closes and reopens connections, which costs both
+                    # sides CPU exactly when there is none to spare. Idle ones are dropped
+                    # well before uvicorn's 5 s keep-alive timeout: reusing one the server
+                    # is closing at that moment fails the request (ReadError).
+                    limits=httpx.Limits(
+                        max_connections=100, max_keepalive_connections=100, keepalive_expiry=2.0
+                    ),
                 )
             )
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
@@ -77,11 +82,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "HOPSHOP_REDIS_URL is not set: no rate limit, revoked sessions are not refused"
                 )
 
+            # DPoP (RFC 9449): users' bearer tokens arrive here, so proofs are checked for
+            # bound tokens only; every token the gateway obtains is bound to its key.
+            dpop_keys = dpop.install(app, settings, store, required=False)
             endpoint = TokenEndpoint(
                 token_url=settings.token_url,
                 client_id=settings.client_id,
                 client_secret=settings.client_secret.get_secret_value(),
                 http=http,
+                dpop_key=dpop_keys.for_client(settings.client_id),
             )
             hops = HopTokens(
                 settings.propagation,
@@ -99,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 audience=AUDIENCE,
                 keys=keys,
                 revocation=RedisRevocationChecker(store) if store is not None else None,
+                extra_audiences=forwarding.extra_audiences(settings.propagation),
             )
             app.state.gateway = Gateway(hops, Downstream(http, settings.service_urls()))
             app.state.rate_limiter = RateLimiter(
@@ -129,7 +139,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_problem_handlers(app)
     install_auth_problem_handlers(app)
-    if forward:
-        app.add_middleware(forwarding.VulnerableModeHeader)
+    forwarding.install(app, settings.propagation, service="gateway", weakened=WEAKENED)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

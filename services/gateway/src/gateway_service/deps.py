@@ -23,7 +23,7 @@ from .ratelimit import RateLimiter
 from .service import Gateway, User
 
 
-def _gateway(request: Request) -> Gateway:
+async def _gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -31,10 +31,16 @@ def _gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
-def _user(*scopes: str) -> Any:
-    # Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
-    requires = Requires(*scopes, callers={WEB_CLIENT})
+# Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
+# Named, so forward mode (forwarding.py) can swap each for a weaker one.
+ORDERS_WRITE = Requires("orders:write", callers={WEB_CLIENT})
+ORDERS_READ = Requires("orders:read", callers={WEB_CLIENT})
+BILLING_READ = Requires("billing:read", callers={WEB_CLIENT})
+NOTIFICATIONS_READ = Requires("notifications:read", callers={WEB_CLIENT})
+SUPPORT_READ = Requires("support:read", callers={WEB_CLIENT})
 
+
+def _user(requires: Requires) -> Any:
     async def user(
         request: Request,
         principal: Annotated[Principal, Depends(requires)],
@@ -51,19 +57,19 @@ def _user(*scopes: str) -> Any:
     return Depends(user)
 
 
-OrderWriter = Annotated[User, _user("orders:write")]
+OrderWriter = Annotated[User, _user(ORDERS_WRITE)]
 """A customer placing or cancelling an order."""
 
-OrderReader = Annotated[User, _user("orders:read")]
+OrderReader = Annotated[User, _user(ORDERS_READ)]
 """A customer looking at their orders."""
 
-InvoiceReader = Annotated[User, _user("billing:read")]
+InvoiceReader = Annotated[User, _user(BILLING_READ)]
 """A customer looking at their invoices."""
 
-NotificationReader = Annotated[User, _user("notifications:read")]
+NotificationReader = Annotated[User, _user(NOTIFICATIONS_READ)]
 """A customer reading their notifications."""
 
-SupportStaff = Annotated[User, _user("support:read")]
+SupportStaff = Annotated[User, _user(SUPPORT_READ)]
 """Support staff. ``support:read`` is the scope only support staff get at login; it
 also admits broadcasts, for want of a dedicated scope (``support:broadcast``) in
 the auth policy."""

@@ -20,6 +20,7 @@ from hopkit.problems import Problem
 from hopkit.tracing import outgoing_headers
 from pydantic import TypeAdapter, ValidationError
 
+from .hops import HopToken
 from .problems import HeaderProblem, bad_gateway, timed_out, unavailable
 
 log = logging.getLogger(__name__)
@@ -55,17 +56,18 @@ class Downstream:
         path: str,
         expect: TypeAdapter[T],
         *,
-        token: str | None = None,
+        token: HopToken | None = None,
         json: Any = None,
     ) -> T:
         """Send one request and return its body, checked against ``expect``.
 
-        Raises a :class:`Problem` for every failure (see the module docstring).
+        ``token`` sets the credentials: a DPoP-bound token with a proof made for
+        this exact request (RFC 9449 §7.1), or a bearer token. Raises a
+        :class:`Problem` for every failure (see the module docstring).
         """
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         try:
             response = await self._http.request(
-                method, self._urls[service] + path, headers=headers, json=json
+                method, self._urls[service] + path, json=json, auth=token
             )
         except httpx.TimeoutException:
             log.warning("%s %s %s timed out", service, method, path)

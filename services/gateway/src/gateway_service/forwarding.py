@@ -1,48 +1,35 @@
-"""The vulnerable teaching mode (``HOPSHOP_PROPAGATION=forward``) made impossible to miss.
+"""The gateway in the vulnerable teaching mode (``HOPSHOP_PROPAGATION=forward``).
 
 In this mode the gateway forwards the user's own token downstream instead of
-exchanging it (see :mod:`gateway_service.hops`). A workshop turns it on to show
-an attack working; nobody should be able to run it by accident without
-noticing: it is refused in production (hopkit's settings), warned about at
-start-up, and stamped on every response.
+exchanging it (:mod:`gateway_service.hops` picks), and like every service
+accepts any audience of the system (``hopkit.forwarding.extra_audiences``).
+What the public front door loses:
+
+- the audience check: a token made for any service (``aud=order``,
+  ``aud=inventory`` ...) now opens the public API too, so a token leaked by
+  any service behind the gateway, from a log line or a compromised host, is
+  as good as the user's login;
+- the caller check (``client_id`` / ``act`` must be the web client): the
+  gateway no longer asks which client the token was issued to, as nothing
+  downstream does either in this mode.
+
+The user's own scopes, signature, expiry, issuer, revoked sessions and the
+rate limit stay. hopkit's ``forwarding.install`` adds the
+``X-Hopshop-Mode: vulnerable-forwarding`` header and the start-up warning.
 """
 
 from __future__ import annotations
 
-import logging
+from hopauth.fastapi import Requires
+from hopkit.forwarding import Overrides
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from .deps import BILLING_READ, NOTIFICATIONS_READ, ORDERS_READ, ORDERS_WRITE, SUPPORT_READ
 
-log = logging.getLogger(__name__)
-
-MODE_HEADER = b"x-hopshop-mode"
-VULNERABLE = b"vulnerable-forwarding"
-
-WARNING = (
-    "!!! HOPSHOP_PROPAGATION=forward: VULNERABLE TEACHING MODE !!! The gateway forwards "
-    "users' tokens downstream unchanged instead of exchanging them; any service that "
-    "receives one can replay it against every other. Never run this outside a workshop."
-)
-
-
-def warn_loudly() -> None:
-    log.warning(WARNING)
-
-
-class VulnerableModeHeader:
-    """Pure ASGI: adds ``X-Hopshop-Mode: vulnerable-forwarding`` to every HTTP response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_mode(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (MODE_HEADER, VULNERABLE)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_mode)
+WEAKENED: Overrides = {
+    ORDERS_WRITE: Requires("orders:write"),
+    ORDERS_READ: Requires("orders:read"),
+    BILLING_READ: Requires("billing:read"),
+    NOTIFICATIONS_READ: Requires("notifications:read"),
+    SUPPORT_READ: Requires("support:read"),
+}
+"""Each secure check of :mod:`gateway_service.deps` -> its forward-mode stand-in."""

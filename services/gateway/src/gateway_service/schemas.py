@@ -68,6 +68,13 @@ class OrderOut(BaseModel):
     created_at: str
 
 
+class OrderOwner(BaseModel):
+    """Order's answer to support staff's owner lookup (never sent to the client)."""
+
+    order_id: Id
+    customer_id: str = Field(min_length=1, max_length=64, description="the owner's user id")
+
+
 class InvoiceOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -103,6 +110,7 @@ class BroadcastOut(BaseModel):
 PRODUCTS = TypeAdapter(list[ProductOut])
 ORDER = TypeAdapter(OrderOut)
 ORDERS = TypeAdapter(list[OrderOut])
+ORDER_OWNER = TypeAdapter(OrderOwner)
 INVOICES = TypeAdapter(list[InvoiceOut])
 NOTIFICATIONS = TypeAdapter(list[NotificationOut])
 BROADCAST = TypeAdapter(BroadcastOut)

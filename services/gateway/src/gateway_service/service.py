@@ -15,13 +15,14 @@ from hopauth import Principal
 from hopkit.problems import Problem
 
 from .downstream import Downstream
-from .hops import HopTokens
+from .hops import HopToken, HopTokens
 from .problems import bad_gateway
 from .schemas import (
     BROADCAST,
     INVOICES,
     NOTIFICATIONS,
     ORDER,
+    ORDER_OWNER,
     ORDERS,
     PRODUCTS,
     BroadcastIn,
@@ -95,18 +96,26 @@ async def list_notifications(gw: Gateway, user: User) -> list[NotificationOut]:
 
 
 async def support_order(gw: Gateway, staff: User, order_id: str) -> OrderOut:
-    """A customer's order for support staff.
+    """A customer's order for support staff, read as that customer with the staff member in ``act``.
 
-    For now the staff member's own token is exchanged (aud ``order``,
-    ``support:read``), so the order service sees ``sub`` = the staff member
-    and ``act`` = gateway. DESIGN.md asks for delegation with an actor token
-    (``sub`` = the customer, ``act`` = carol over gateway); that variant comes
-    later, once the order service can name the customer whose token to use.
+    1. The staff member's token, exchanged for order (``support:read``), asks
+       only who owns the order (a 404 passes on as ours).
+    2. The issuer makes a delegated token (RFC 8693, ``requested_subject``):
+       ``sub`` = that customer, ``act`` = gateway over the staff member,
+       ``orders:read`` only.
+    3. Order's customer view answers it like the customer, and logs both names.
+
+    So the order service applies its normal ownership rule, and support staff
+    can read but never change an order.
     """
-    token = await gw.hops.for_user(staff.token, audience=ORDER_SERVICE, scopes=["support:read"])
-    return await gw.downstream.call(
-        ORDER_SERVICE, "GET", f"/support/orders/{order_id}", ORDER, token=token
+    lookup = await gw.hops.for_user(staff.token, audience=ORDER_SERVICE, scopes=["support:read"])
+    owner = await gw.downstream.call(
+        ORDER_SERVICE, "GET", f"/support/orders/{order_id}/owner", ORDER_OWNER, token=lookup
     )
+    token = await gw.hops.for_customer(
+        staff.token, owner.customer_id, audience=ORDER_SERVICE, scopes=["orders:read"]
+    )
+    return await gw.downstream.call(ORDER_SERVICE, "GET", f"/orders/{order_id}", ORDER, token=token)
 
 
 async def broadcast(gw: Gateway, message: BroadcastIn) -> BroadcastOut:
@@ -129,7 +138,7 @@ async def broadcast(gw: Gateway, message: BroadcastIn) -> BroadcastOut:
         raise _own_token_refused(problem) from None
 
 
-async def _send_broadcast(gw: Gateway, token: str, message: BroadcastIn) -> BroadcastOut:
+async def _send_broadcast(gw: Gateway, token: HopToken, message: BroadcastIn) -> BroadcastOut:
     return await gw.downstream.call(
         NOTIFICATION, "POST", "/broadcasts", BROADCAST, token=token, json=message.model_dump()
     )

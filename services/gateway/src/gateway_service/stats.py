@@ -22,6 +22,8 @@ async def stats(request: Request) -> dict[str, Any]:
     cache = hops.exchanger.stats
     return {
         "propagation": hops.mode.value,
+        # Whether DPoP (RFC 9449) is on: the benchmark reports it with its figures.
+        "dpop": getattr(request.app.state, "hopauth_dpop", None) is not None,
         "token_exchange": {
             "hits": cache.hits,
             "misses": cache.misses,

@@ -15,15 +15,15 @@ from fastapi import FastAPI
 from hopauth import AccessTokenValidator, JWKSCache
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_revocation import RedisRevocationChecker
-from hopkit import db, health
+from hopkit import db, dpop, forwarding, health
 from hopkit.health import Check, database_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
-from hopkit.settings import Propagation
 from hopkit.tracing import TracingMiddleware
 
 from .api import router
 from .config import AUDIENCE, Settings
+from .forwarding import WEAKENED
 from .seed import seed_demo_products
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.json_logs:
             configure_logging("inventory", settings.log_level)
-        if settings.propagation is Propagation.FORWARD:
-            log.warning(
-                "HOPSHOP_PROPAGATION=forward is the vulnerable teaching mode; inventory still "
-                "insists on tokens addressed to it"
-            )
         async with AsyncExitStack() as resources:
             engine = db.create_engine(settings.database_url)
             resources.push_async_callback(engine.dispose)
@@ -50,13 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await db.upgrade(engine, MIGRATIONS)
             sessions = db.session_factory(engine)
             if settings.should_seed:
-                await seed_demo_products(sessions)
+                await seed_demo_products(sessions, stock=settings.seed_stock)
 
             http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
             await keys.warm()
             checks: dict[str, Check] = {"database": database_check(engine)}
             revocation = None
+            store: redis.Redis | None = None
             if settings.redis_url:
                 store = redis.Redis.from_url(
                     settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
@@ -71,9 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.db_engine = engine
             app.state.db_sessions = sessions
             app.state.hopauth_validator = AccessTokenValidator(
-                issuer=settings.issuer, audience=AUDIENCE, keys=keys, revocation=revocation
+                issuer=settings.issuer,
+                audience=AUDIENCE,
+                keys=keys,
+                revocation=revocation,
+                extra_audiences=forwarding.extra_audiences(settings.propagation),
             )
             app.state.readiness_checks = checks
+            # DPoP (RFC 9449): every caller is a service (order, its scheduler), so only
+            # bound tokens are accepted. Inventory calls no one: its keys go unused.
+            dpop.install(app, settings, store, required=True)
             log.info(
                 "inventory service ready",
                 extra={"issuer": settings.issuer, "env": settings.env.value},
@@ -91,5 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_problem_handlers(app)
     install_auth_problem_handlers(app)
+    forwarding.install(app, settings.propagation, service="inventory", weakened=WEAKENED)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

@@ -1,7 +1,8 @@
 """Settings for the inventory service.
 
 Env prefix ``INVENTORY_`` plus the common ``HOPSHOP_`` variables (DESIGN.md,
-Configuration): ``INVENTORY_DATABASE_URL``, ``INVENTORY_SEED_DEMO_PRODUCTS`` ...
+Configuration): ``INVENTORY_DATABASE_URL``, ``INVENTORY_SEED_DEMO_PRODUCTS``,
+``INVENTORY_SEED_STOCK`` ...
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class Settings(CommonSettings):
     auto_migrate: bool = True
     # Demo products at start-up; unset means "everywhere but production".
     seed_demo_products: bool | None = None
+    # Units of each demo product when it is seeded (unset: the demo's own, 683 in all). For
+    # load tests (``INVENTORY_SEED_STOCK=100000``); products already in the catalogue keep theirs.
+    seed_stock: int | None = Field(default=None, gt=0)
     # How long the issuer's signing keys are cached before a routine refresh.
     jwks_ttl: float = Field(default=300.0, gt=0)
 

@@ -15,14 +15,17 @@ from hopauth.fastapi import Requires
 from hopkit.db import SessionDep as SessionDep
 
 # Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
-Reserver = Annotated[Principal, Depends(Requires("inventory:reserve", callers={"order"}))]
+# Named, so forward mode (forwarding.py) can swap each for a weaker one.
+RESERVE = Requires("inventory:reserve", callers={"order"})
+RELEASE = Requires("inventory:release", callers={"order", "order-scheduler"})
+COMMIT = Requires("inventory:release", callers={"order"})
+
+Reserver = Annotated[Principal, Depends(RESERVE)]
 """The order service, exchanging a user's token to reserve stock for that user's order."""
 
-Releaser = Annotated[
-    Principal, Depends(Requires("inventory:release", callers={"order", "order-scheduler"}))
-]
+Releaser = Annotated[Principal, Depends(RELEASE)]
 """The order service (cancellation) or its scheduler (expiry), by client credentials."""
 
-Committer = Annotated[Principal, Depends(Requires("inventory:release", callers={"order"}))]
+Committer = Annotated[Principal, Depends(COMMIT)]
 """The order service once an order is paid, by client credentials (``inventory:release``
 settles reservations either way; only ``order`` may settle one as sold)."""

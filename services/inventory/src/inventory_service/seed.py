@@ -2,6 +2,8 @@
 
 Seeding adds the products whose SKU is missing and leaves the others (and
 their stock) alone, so a restart never resets what customers bought.
+``INVENTORY_SEED_STOCK`` gives every product it adds that many units instead
+of the demo's few hundred in all, so a load test can run for more than seconds.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ DEMO_PRODUCTS = (
 )
 
 
-async def ensure_product(session: AsyncSession, product: DemoProduct) -> int:
-    """The product's id, adding it (with its stock) if its SKU is not in the catalogue."""
+async def ensure_product(
+    session: AsyncSession, product: DemoProduct, *, stock: int | None = None
+) -> int:
+    """The product's id, adding it (with ``stock`` units, else its own quantity) if missing."""
     existing = await repository.product_id_by_sku(session, product.sku)
     if existing is not None:
         return existing
@@ -46,12 +50,14 @@ async def ensure_product(session: AsyncSession, product: DemoProduct) -> int:
         name=product.name,
         price_cents=product.price_cents,
         currency=product.currency,
-        quantity=product.quantity,
+        quantity=product.quantity if stock is None else stock,
     )
 
 
-async def seed_demo_products(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def seed_demo_products(
+    sessions: async_sessionmaker[AsyncSession], *, stock: int | None = None
+) -> None:
     async with sessions.begin() as session:
         for product in DEMO_PRODUCTS:
-            await ensure_product(session, product)
-    log.info("demo products seeded", extra={"products": len(DEMO_PRODUCTS)})
+            await ensure_product(session, product, stock=stock)
+    log.info("demo products seeded", extra={"products": len(DEMO_PRODUCTS), "stock": stock})

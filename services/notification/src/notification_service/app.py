@@ -16,17 +16,18 @@ from fastapi import FastAPI
 from hopauth import AccessTokenValidator, JWKSCache
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_revocation import RedisRevocationChecker
-from hopkit import db, health
+from hopkit import db, dpop, forwarding, health
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
-from hopkit.settings import Propagation
 from hopkit.tracing import TracingMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .api import router
-from .config import AUDIENCE, Settings
-from .directory import UserDirectory, directory_client
+from .config import AUDIENCE, WORKER_CLIENT_ID, Settings
+from .directory import UserDirectory, directory_client, worker_endpoint
+from .forwarding import WEAKENED
+from .owners import Owners, owner_clients
 from .worker import NotificationWorker
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,18 @@ async def _start_worker(
     http: httpx.AsyncClient,
     store: redis.Redis | None,
     resources: AsyncExitStack,
+    dpop_keys: dpop.ClientKeys,
 ) -> NotificationWorker:
-    directory_http = await resources.enter_async_context(directory_client(settings, http, store))
-    worker = NotificationWorker(settings, sessions, UserDirectory(directory_http))
+    # One token endpoint client (and DPoP key) for every token the worker asks for.
+    endpoint = worker_endpoint(settings, http, dpop_keys.for_client(WORKER_CLIENT_ID))
+    directory_http = await resources.enter_async_context(
+        directory_client(settings, http, store, endpoint=endpoint)
+    )
+    orders_http, billing_http = owner_clients(settings, endpoint, store)
+    await resources.enter_async_context(orders_http)
+    await resources.enter_async_context(billing_http)
+    owners = Owners(orders_http, billing_http)
+    worker = NotificationWorker(settings, sessions, UserDirectory(directory_http), owners)
     # Stops before the directory client and the database go (the exit stack is LIFO).
     resources.push_async_callback(worker.stop)
     await worker.start()
@@ -56,11 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.json_logs:
             configure_logging("notification", settings.log_level)
-        if settings.propagation is Propagation.FORWARD:
-            log.warning(
-                "HOPSHOP_PROPAGATION=forward is the vulnerable teaching mode; notification "
-                "still insists on tokens addressed to it"
-            )
         async with AsyncExitStack() as resources:
             engine = db.create_engine(settings.database_url)
             resources.push_async_callback(engine.dispose)
@@ -88,11 +93,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.db_engine = engine
             app.state.db_sessions = sessions
             app.state.hopauth_validator = AccessTokenValidator(
-                issuer=settings.issuer, audience=AUDIENCE, keys=keys, revocation=revocation
+                issuer=settings.issuer,
+                audience=AUDIENCE,
+                keys=keys,
+                revocation=revocation,
+                extra_audiences=forwarding.extra_audiences(settings.propagation),
             )
+            # DPoP (RFC 9449): every caller is a service (gateway, with users' exchanged
+            # tokens or its own), so only bound tokens are accepted.
+            dpop_keys = dpop.install(app, settings, store, required=True)
             app.state.worker = None
             if settings.worker_enabled and settings.kafka_bootstrap:
-                app.state.worker = await _start_worker(settings, sessions, http, store, resources)
+                app.state.worker = await _start_worker(
+                    settings, sessions, http, store, resources, dpop_keys
+                )
                 checks["kafka"] = kafka_check(settings.kafka_bootstrap)
             app.state.readiness_checks = checks
             log.info(
@@ -116,5 +130,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_problem_handlers(app)
     install_auth_problem_handlers(app)
+    forwarding.install(app, settings.propagation, service="notification", weakened=WEAKENED)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

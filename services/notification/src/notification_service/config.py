@@ -1,8 +1,9 @@
 """Settings for the notification service.
 
 Env prefix ``NOTIFICATION_`` plus the common ``HOPSHOP_`` variables (DESIGN.md,
-Configuration), and ``HOPSHOP_AUTH_URL`` (docs/internal-api.md): where the
-worker finds the user directory and the token endpoint.
+Configuration), and ``HOPSHOP_AUTH_URL``, ``HOPSHOP_ORDER_URL`` and
+``HOPSHOP_BILLING_URL`` (docs/internal-api.md): where the worker finds the user
+directory and the token endpoint, and the services it checks events with.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from pydantic_settings import SettingsConfigDict
 #: The audience id of this service: tokens must be addressed to it (``aud``).
 AUDIENCE = "notification"
 
-#: The worker's own OAuth client, and what it asks for: the user directory at auth.
+#: The worker's own OAuth client, and what it asks for: the user directory at auth,
+#: and the owners of what an event claims (an order at order, a payment at billing).
 WORKER_CLIENT_ID = "notification-worker"
 DIRECTORY_AUDIENCE = "auth"
 DIRECTORY_SCOPE = "users:read"
+ORDER_AUDIENCE = "order"
+ORDER_SCOPE = "orders:read"
+BILLING_AUDIENCE = "billing"
+BILLING_SCOPE = "payments:verify"
 
 #: The demo realm's secret for the worker (DESIGN.md): public, so refused in production.
 DEV_WORKER_SECRET = "notification-worker-dev-secret"  # noqa: S105 - the published demo secret
@@ -40,6 +46,13 @@ class Settings(CommonSettings):
     jwks_ttl: float = Field(default=300.0, gt=0)
     # Base URL of the auth service; unset means the issuer's URL.
     auth_url: str | None = Field(default=None, validation_alias=AliasChoices("HOPSHOP_AUTH_URL"))
+    # Where the worker checks what an event claims before it tells anyone (order.*, payment.*).
+    order_url: str = Field(
+        default="http://127.0.0.1:8002", validation_alias=AliasChoices("HOPSHOP_ORDER_URL")
+    )
+    billing_url: str = Field(
+        default="http://127.0.0.1:8004", validation_alias=AliasChoices("HOPSHOP_BILLING_URL")
+    )
 
     # The Kafka worker runs inside this process (lifespan tasks); off for an API-only replica.
     worker_enabled: bool = True
@@ -56,6 +69,8 @@ class Settings(CommonSettings):
     consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     # The directory call runs inside the event's transaction: keep it short.
     directory_timeout: float = Field(default=3.0, gt=0, le=30)
+    # The same for the calls to order and billing that check an event.
+    owner_timeout: float = Field(default=3.0, gt=0, le=30)
 
     @property
     def auth_base_url(self) -> str:

@@ -23,11 +23,12 @@ from hopkit.problems import Problem
 PROBLEMS = "https://hopshop.example/problems/"
 
 # Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
-_read = Requires("notifications:read", callers={"gateway"})
-_broadcast = Requires("notifications:broadcast", callers={"gateway"})
+# Named, so forward mode (forwarding.py) can swap each for a weaker one.
+READ = Requires("notifications:read", callers={"gateway"})
+BROADCAST = Requires("notifications:broadcast", callers={"gateway"})
 
 
-async def _customer(principal: Annotated[Principal, Depends(_read)]) -> Principal:
+async def delegated_customer(principal: Annotated[Principal, Depends(READ)]) -> Principal:
     if not principal.is_delegated:
         raise Problem(
             403,
@@ -39,7 +40,7 @@ async def _customer(principal: Annotated[Principal, Depends(_read)]) -> Principa
     return principal
 
 
-async def _support_broadcast(principal: Annotated[Principal, Depends(_broadcast)]) -> Principal:
+async def _support_broadcast(principal: Annotated[Principal, Depends(BROADCAST)]) -> Principal:
     if not principal.is_service or principal.session_id is not None:
         raise Problem(
             403,
@@ -51,7 +52,7 @@ async def _support_broadcast(principal: Annotated[Principal, Depends(_broadcast)
     return principal
 
 
-Customer = Annotated[Principal, Depends(_customer)]
+Customer = Annotated[Principal, Depends(delegated_customer)]
 """A customer, through the gateway, by a token exchanged for them (``notifications:read``)."""
 
 Broadcaster = Annotated[Principal, Depends(_support_broadcast)]

@@ -15,7 +15,13 @@ from urllib.parse import quote
 
 import httpx
 import redis.asyncio as redis
-from hopauth import ClientCredentials, ClientCredentialsAuth, HopAuthError, TokenEndpoint
+from hopauth import (
+    ClientCredentials,
+    ClientCredentialsAuth,
+    DPoPKey,
+    HopAuthError,
+    TokenEndpoint,
+)
 from hopauth.redis_cache import RedisTokenCache
 from hopkit.tracing import outgoing_headers
 from pydantic import BaseModel, ValidationError
@@ -76,20 +82,37 @@ class UserDirectory:
         return Contact(user_id=user.id, email=user.email, display_name=user.display_name)
 
 
-def directory_client(
-    settings: Settings, http: httpx.AsyncClient, store: redis.Redis | None
-) -> httpx.AsyncClient:
-    """An HTTP client for the directory that sends the worker's client-credentials token.
+def worker_endpoint(
+    settings: Settings, http: httpx.AsyncClient, dpop_key: DPoPKey | None = None
+) -> TokenEndpoint:
+    """The token endpoint as the worker (``notification-worker``) uses it, for every audience.
 
-    ``http`` (no auth of its own) talks to the token endpoint. The caller closes
-    the returned client.
+    ``http`` (no auth of its own) talks to the token endpoint. With ``dpop_key``
+    each token is bound to it and each call carries a fresh proof (RFC 9449 §7.1).
     """
-    endpoint = TokenEndpoint(
+    return TokenEndpoint(
         token_url=f"{settings.auth_base_url}/token",
         client_id=WORKER_CLIENT_ID,
         client_secret=settings.worker_client_secret.get_secret_value(),
         http=http,
+        dpop_key=dpop_key,
     )
+
+
+def directory_client(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    store: redis.Redis | None,
+    dpop_key: DPoPKey | None = None,
+    *,
+    endpoint: TokenEndpoint | None = None,
+) -> httpx.AsyncClient:
+    """An HTTP client for the directory that sends the worker's client-credentials token.
+
+    The token comes from ``endpoint``, or one :func:`worker_endpoint` makes from
+    ``http`` and ``dpop_key``. The caller closes the returned client.
+    """
+    endpoint = endpoint or worker_endpoint(settings, http, dpop_key)
     credentials = ClientCredentials(
         endpoint,
         audience=DIRECTORY_AUDIENCE,

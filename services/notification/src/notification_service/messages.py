@@ -1,11 +1,15 @@
 """What a customer is told about an order or payment event: pure logic, no I/O.
 
-:func:`from_envelope` checks that an event can become a notification at all
+:func:`claim_from` checks that an event can become a notification at all
 (a type we handle, a subject that is a user id, an order id) and says why
 not otherwise, as a :class:`~hopkit.events.PoisonMessage`: no retry makes a
-malformed event handleable, so it belongs in the DLQ at once. The text is
-built only from values we recognise: a free-form string from a message
-(an unknown cancellation reason, say) never reaches a customer's screen.
+malformed event handleable, so it belongs in the DLQ at once. What it
+returns is a :class:`Claim`, not yet believed: the worker checks it with the
+service that owns it (:mod:`notification_service.owners`), and
+:func:`note_for` writes the message from that service's answer, never from
+the event's data. The text is built only from values we recognise: a
+free-form string (an unknown cancellation reason, say) never reaches a
+customer's screen.
 """
 
 from __future__ import annotations
@@ -46,6 +50,16 @@ _PAYMENT_FAILED_BECAUSE = {
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """What an event says happened (``kind``) to whose (``recipient``) order: not yet believed."""
+
+    event_id: str
+    kind: str
+    recipient: str
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerNote:
     """A notification to be: for whom, about which order, saying what."""
 
@@ -56,8 +70,8 @@ class CustomerNote:
     message: str
 
 
-def from_envelope(envelope: Envelope) -> CustomerNote:
-    """The notification ``envelope`` asks for; :class:`PoisonMessage` if it cannot be one."""
+def claim_from(envelope: Envelope) -> Claim:
+    """What ``envelope`` claims; :class:`PoisonMessage` if it cannot become a notification."""
     if envelope.type not in TOPICS:
         raise PoisonMessage(f"event type {envelope.type!r} is not one this worker handles")
     recipient = envelope.subject
@@ -65,13 +79,22 @@ def from_envelope(envelope: Envelope) -> CustomerNote:
         raise PoisonMessage("subject: missing; an order event names its customer")
     if not _USER_ID.fullmatch(recipient):
         raise PoisonMessage("subject: not a user id")
-    order_id = _order_id(envelope.data)
-    return CustomerNote(
+    return Claim(
         event_id=envelope.event_id,
         kind=envelope.type,
         recipient=recipient,
-        order_id=order_id,
-        message=compose(envelope.type, order_id, envelope.data),
+        order_id=_order_id(envelope.data),
+    )
+
+
+def note_for(claim: Claim, facts: Mapping[str, Any]) -> CustomerNote:
+    """The notification for ``claim``, worded from ``facts``: what the owning service answered."""
+    return CustomerNote(
+        event_id=claim.event_id,
+        kind=claim.kind,
+        recipient=claim.recipient,
+        order_id=claim.order_id,
+        message=compose(claim.kind, claim.order_id, facts),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Notification
@@ -23,3 +23,15 @@ async def for_recipient(session: AsyncSession, recipient: str, limit: int) -> li
         .limit(limit)
     )
     return list(await session.scalars(statement))
+
+
+async def told(session: AsyncSession, recipient: str, order_id: str, kind: str) -> bool:
+    """Has ``recipient`` a notification of ``kind`` about ``order_id`` already?"""
+    statement = select(
+        exists().where(
+            Notification.recipient == recipient,
+            Notification.order_id == order_id,
+            Notification.kind == kind,
+        )
+    )
+    return bool(await session.scalar(statement))

@@ -8,6 +8,7 @@ back everything the call did.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import repository
 from .directory import UserDirectory
-from .messages import CustomerNote
+from .messages import Claim, CustomerNote, note_for
 from .models import BROADCAST, Notification
+from .owners import Owners
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,36 @@ async def broadcast(session: AsyncSession, message: str) -> NotificationView:
     )
     await repository.add(session, notification)
     return _view(notification)
+
+
+async def notify_about(
+    session: AsyncSession, claim: Claim, owners: Owners, directory: UserDirectory
+) -> NotificationView | None:
+    """Tell the customer what ``claim`` says, if its owner confirms it; None if nobody is told.
+
+    The owning service is asked first (:mod:`notification_service.owners`) and
+    the message is worded from its answer. An event it does not confirm (forged,
+    or about someone else's order) tells nobody anything: a warning is logged
+    and the event counts as handled, since asking again cannot change a
+    forgery. A customer already told this about this order is not told again
+    (a copy of a true event under a new id). Raises
+    :class:`~notification_service.owners.OwnerUnavailable` and what
+    :func:`notify` raises.
+    """
+    verdict = await owners.check(claim)
+    if verdict.refusal is not None:
+        log.warning(
+            "event not confirmed by its owner; nobody notified",
+            extra={"event_id": claim.event_id, "type": claim.kind, "reason": verdict.refusal},
+        )
+        return None
+    if await repository.told(session, claim.recipient, claim.order_id, claim.kind):
+        log.info(
+            "customer already told; event changes nothing",
+            extra={"event_id": claim.event_id, "type": claim.kind, "order_id": claim.order_id},
+        )
+        return None
+    return await notify(session, note_for(claim, verdict.facts), directory)
 
 
 async def notify(

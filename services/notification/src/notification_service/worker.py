@@ -9,9 +9,17 @@ together or not at all, and the offset is committed after both.
 
 Outcomes per event:
 
-* stored: the customer has one notification, however often the event comes;
-* the directory cannot answer (down, 5xx, refused our token): retried with
-  backoff, then dead-lettered with the reason;
+* stored: the service that owns the fact (order for ``order.*``, billing for
+  ``payment.*``, :mod:`notification_service.owners`) confirms it, and the
+  customer has one notification of that kind about that order, however often
+  the event comes and under whatever event id;
+* not confirmed by its owner (forged, or about another customer's order):
+  nobody is told, a warning names the event and the reason, and the event is
+  recorded as handled. Not retried (a forgery stays one) and not
+  dead-lettered (the DLQ holds what is worth replaying; forgeries would only
+  bury it);
+* the directory, order or billing cannot answer (down, 5xx, refused our
+  token): retried with backoff, then dead-lettered with the reason;
 * malformed (unknown type, no subject, no order id) or a subject the directory
   does not know (404): dead-lettered at once, nothing stored, offset committed.
   An unknown customer is not retried (auth said no; asking again will not
@@ -36,24 +44,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from . import service
 from .config import Settings
 from .directory import UserDirectory
-from .messages import TOPICS, from_envelope
+from .messages import TOPICS, claim_from
+from .owners import Owners
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_CUSTOMER = "subject unknown to the user directory (404)"
 
 
-def make_handler(directory: UserDirectory) -> Handler:
+def make_handler(directory: UserDirectory, owners: Owners) -> Handler:
     """The consumer's handler: parse the event, call the service, say what happened."""
 
     async def handle(session: AsyncSession, envelope: Envelope, record: Any) -> None:
-        note = from_envelope(envelope)
-        annotate(recipient=note.recipient, order_id=note.order_id)
+        claim = claim_from(envelope)
+        annotate(recipient=claim.recipient, order_id=claim.order_id)
         try:
-            stored = await service.notify(session, note, directory)
+            stored = await service.notify_about(session, claim, owners, directory)
         except service.UnknownCustomer:
             raise PoisonMessage(UNKNOWN_CUSTOMER) from None
-        annotate(notification_id=stored.id)
+        annotate(notified=stored is not None)
+        if stored is not None:
+            annotate(notification_id=stored.id)
 
     return handle
 
@@ -66,6 +77,7 @@ class NotificationWorker:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         directory: UserDirectory,
+        owners: Owners,
     ) -> None:
         assert settings.kafka_bootstrap is not None  # Settings refuses a worker without one
         self._bootstrap = settings.kafka_bootstrap
@@ -73,7 +85,7 @@ class NotificationWorker:
             settings.kafka_bootstrap,
             settings.consumer_group,
             TOPICS,
-            make_handler(directory),
+            make_handler(directory, owners),
             sessions,
             max_attempts=settings.consumer_max_attempts,
             backoff=(settings.consumer_backoff_first, settings.consumer_backoff_max),

@@ -12,8 +12,8 @@ from hopkit.logs import annotate
 from . import cards, service
 from .deps import (
     BearerToken,
-    BillingWorker,
     CompensatingSessionDep,
+    InternalReader,
     InventoryDep,
     Reader,
     SessionDep,
@@ -22,7 +22,7 @@ from .deps import (
 )
 from .inventory import Line
 from .models import Order
-from .schemas import ORDER_ID_PATTERN, OrderIn, OrderOut
+from .schemas import ORDER_ID_PATTERN, OrderIn, OrderOut, OrderOwnerOut
 
 router = APIRouter()
 
@@ -86,6 +86,7 @@ async def place_order(
 async def list_orders(
     session: SessionDep, principal: Reader, limit: int = Query(default=50, ge=1, le=100)
 ) -> list[OrderOut]:
+    _note_delegation("support-list", None, principal)
     return [order_out(o) for o in await service.list_orders(session, principal.subject, limit)]
 
 
@@ -93,9 +94,13 @@ async def list_orders(
     "/orders/{order_id}",
     tags=["orders"],
     summary="One of the customer's own orders",
+    description="Also support staff's view of a customer's order: the gateway then presents "
+    "a delegated token (`sub` = the customer, `act` = gateway over the staff member), and "
+    "the request's log line names both (`customer`, `acted_by`).",
     responses={**NOT_FOUND, **AUTH_PROBLEMS},
 )
 async def get_order(session: SessionDep, principal: Reader, order_id: str = ORDER_ID) -> OrderOut:
+    _note_delegation("support-view", order_id, principal)
     return order_out(await service.get_own_order(session, order_id, principal.subject))
 
 
@@ -123,32 +128,36 @@ async def cancel_order(
 
 
 @router.get(
-    "/support/orders/{order_id}",
+    "/support/orders/{order_id}/owner",
     tags=["support"],
-    summary="Any customer's order, for support staff",
-    description="Caller: the gateway, for support staff (`support:read`). The request's log "
-    "line names the token's `sub` and its `act` chain.",
+    summary="Who owns an order, for support staff",
+    description="Caller: the gateway, for support staff (`support:read`). Only the owner's "
+    "id, never the order: to see the order, the gateway gets a token for that customer with "
+    "the staff member as actor and reads `GET /orders/{id}` like the customer would. The "
+    "request's log line names the token's `sub`, its `act` chain and the owner.",
     responses={**NOT_FOUND, **AUTH_PROBLEMS},
 )
-async def support_get_order(
+async def support_order_owner(
     session: SessionDep, principal: Support, order_id: str = ORDER_ID
-) -> OrderOut:
-    _audit("support-view", order_id, principal)
+) -> OrderOwnerOut:
+    _audit("support-owner-lookup", order_id, principal)
     order = await service.get_any_order(session, order_id)
     annotate(customer_id=order.customer_id)
-    return order_out(order)
+    return OrderOwnerOut(order_id=order.id, customer_id=order.customer_id)
 
 
 @router.get(
     "/internal/orders/{order_id}",
     tags=["internal"],
-    summary="The authoritative order, for the billing worker",
-    description="Caller: `billing-worker` by client credentials (`orders:read`). Amount, "
-    "currency, masked card and customer come from here, never from an event.",
+    summary="The authoritative order, for the workers that must not believe an event",
+    description="Callers: `billing-worker` (what to charge whom) and `notification-worker` "
+    "(whether an order event is true before a customer is told), each by client credentials "
+    "(`orders:read`). Amount, currency, status and customer come from here, never from an "
+    "event.",
     responses={**NOT_FOUND, **AUTH_PROBLEMS},
 )
 async def internal_get_order(
-    session: SessionDep, principal: BillingWorker, order_id: str = ORDER_ID
+    session: SessionDep, principal: InternalReader, order_id: str = ORDER_ID
 ) -> OrderOut:
     _audit("internal-read", order_id, principal)
     return order_out(await service.get_any_order(session, order_id))
@@ -164,6 +173,22 @@ def _audit(action: str, order_id: str, principal: Principal) -> None:
         act=list(principal.actors),
         jti=principal.token_id,
     )
+
+
+def _note_delegation(action: str, order_id: str | None, principal: Principal) -> None:
+    """A person acting for the customer (``act.act.sub``, RFC 8693 §4.1): log both of them.
+
+    The gateway is the current actor; an actor beneath it is the user it acted
+    for, here support staff reading a customer's orders. Access is decided as
+    for the customer (``sub``); the log line keeps who really looked.
+    """
+    if len(principal.actors) < 2:
+        return
+    if order_id is None:
+        annotate(action=action, sub=principal.subject, act=list(principal.actors))
+    else:
+        _audit(action, order_id, principal)
+    annotate(customer=principal.subject, acted_by=principal.actors[1])
 
 
 def order_out(order: Order) -> OrderOut:

@@ -27,18 +27,22 @@ from hopauth import (
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
 from hopauth.redis_revocation import RedisRevocationChecker
-from hopkit import db, health
+from hopkit import db, dpop, forwarding, health
 from hopkit.consumer import EventConsumer
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.outbox import OutboxRelay
 from hopkit.problems import install_problem_handlers
-from hopkit.settings import Propagation
 from hopkit.tracing import TracingMiddleware
 
 from .api import router
+from .billing import AUDIENCE as BILLING_AUDIENCE
+from .billing import SCOPES as BILLING_SCOPES
+from .billing import Billing
 from .config import AUDIENCE, CLIENT_ID, CONSUMER_GROUP, SCHEDULER_CLIENT_ID, Settings
 from .expiry import ExpiryScheduler
+from .forwarding import WEAKENED
+from .hops import HopTokens
 from .inventory import Inventory, add_trace_headers
 from .payments import TOPICS, payment_handler
 
@@ -55,11 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.json_logs:
             configure_logging("order", settings.log_level)
-        if settings.propagation is Propagation.FORWARD:
-            log.warning(
-                "HOPSHOP_PROPAGATION=forward is the vulnerable teaching mode; order still "
-                "insists on tokens addressed to it and still exchanges them downstream"
-            )
         async with AsyncExitStack() as resources:
             engine = db.create_engine(settings.database_url)
             resources.push_async_callback(engine.dispose)
@@ -73,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks: dict[str, Check] = {"database": database_check(engine)}
             revocation = None
             token_cache: TokenCache | None = None
+            store: redis.Redis | None = None
             if settings.redis_url:
                 store = redis.Redis.from_url(
                     settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
@@ -84,18 +84,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             elif settings.is_production:
                 log.warning("HOPSHOP_REDIS_URL is not set: revoked sessions are not refused")
 
-            # Sending side: one token endpoint client per identity this process acts as.
+            # DPoP (RFC 9449): every caller is a service, so only bound tokens are accepted.
+            dpop_keys = dpop.install(app, settings, store, required=True)
+            # Sending side: one token endpoint client (and DPoP key) per identity this
+            # process acts as.
             order_endpoint = TokenEndpoint(
                 token_url=settings.token_url,
                 client_id=CLIENT_ID,
                 client_secret=settings.order_secret,
                 http=auth_http,
+                dpop_key=dpop_keys.for_client(CLIENT_ID),
             )
             scheduler_endpoint = TokenEndpoint(
                 token_url=settings.token_url,
                 client_id=SCHEDULER_CLIENT_ID,
                 client_secret=settings.scheduler_secret,
                 http=auth_http,
+                dpop_key=dpop_keys.for_client(SCHEDULER_CLIENT_ID),
             )
             exchanger = TokenExchanger(order_endpoint)
             order_credentials = ClientCredentials(
@@ -109,19 +114,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     base_url=settings.inventory_url,
                     timeout=settings.inventory_timeout,
                     event_hooks={"request": [add_trace_headers]},
+                    # Keep every connection (httpx keeps 20 idle ones): reconnecting under
+                    # a burst costs CPU exactly when there is none to spare. Idle ones go
+                    # well before uvicorn's 5 s keep-alive timeout, so a request never picks
+                    # a connection the server is closing at that moment.
+                    limits=httpx.Limits(
+                        max_connections=100, max_keepalive_connections=100, keepalive_expiry=2.0
+                    ),
                 )
             )
             inventory = Inventory(
                 inventory_http,
                 settle=ClientCredentialsAuth(order_credentials),
-                exchanger=exchanger,
+                hops=HopTokens(settings.propagation, exchanger),
             )
 
             app.state.settings = settings
             app.state.db_engine = engine
             app.state.db_sessions = sessions
             app.state.hopauth_validator = AccessTokenValidator(
-                issuer=settings.issuer, audience=AUDIENCE, keys=keys, revocation=revocation
+                issuer=settings.issuer,
+                audience=AUDIENCE,
+                keys=keys,
+                revocation=revocation,
+                extra_audiences=forwarding.extra_audiences(settings.propagation),
             )
             app.state.inventory = inventory
             app.state.token_exchanger = exchanger
@@ -142,12 +158,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     resources.push_async_callback(relay.stop)
                     app.state.outbox_relay = relay
                 if settings.run_payment_consumer:
+                    # Each payment event is checked with billing before it changes anything
+                    # (payments.py), with order's own token from the same token endpoint.
+                    billing_http = await resources.enter_async_context(
+                        httpx.AsyncClient(
+                            base_url=settings.billing_url,
+                            timeout=settings.billing_timeout,
+                            auth=ClientCredentialsAuth(
+                                ClientCredentials(
+                                    order_endpoint,
+                                    audience=BILLING_AUDIENCE,
+                                    scopes=BILLING_SCOPES,
+                                    cache=token_cache,
+                                )
+                            ),
+                            event_hooks={"request": [add_trace_headers]},
+                            headers={"Accept": "application/json"},
+                            follow_redirects=False,
+                        )
+                    )
                     session_timeout = settings.consumer_session_timeout_ms
                     consumer = EventConsumer(
                         bootstrap,
                         CONSUMER_GROUP,
                         TOPICS,
-                        payment_handler(inventory),
+                        payment_handler(inventory, Billing(billing_http)),
                         sessions,
                         max_attempts=settings.consumer_max_attempts,
                         backoff=(0.5, 30.0),
@@ -193,5 +228,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_problem_handlers(app)
     install_auth_problem_handlers(app)
+    forwarding.install(app, settings.propagation, service="order", weakened=WEAKENED)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

@@ -3,7 +3,8 @@
 Env prefix ``ORDER_`` plus the common ``HOPSHOP_`` variables (DESIGN.md,
 Configuration): ``ORDER_DATABASE_URL``, ``ORDER_PAYMENT_TIMEOUT``,
 ``ORDER_CLIENT_SECRET`` ... and the neighbours' base URLs
-(``HOPSHOP_INVENTORY_URL``, ``HOPSHOP_AUTH_URL``) that the stack sets.
+(``HOPSHOP_INVENTORY_URL``, ``HOPSHOP_BILLING_URL``, ``HOPSHOP_AUTH_URL``) that the
+stack sets.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class Settings(CommonSettings):
     # The authorization server's base URL for the token endpoint; the issuer when unset.
     auth_url: str | None = Field(default=None, validation_alias=AliasChoices("HOPSHOP_AUTH_URL"))
     inventory_timeout: float = Field(default=5.0, gt=0)
+    # Billing, asked whether a payment event is true before the consumer acts on it.
+    billing_url: str = Field(
+        default="http://127.0.0.1:8004", validation_alias=AliasChoices("HOPSHOP_BILLING_URL")
+    )
+    billing_timeout: float = Field(default=5.0, gt=0)
 
     # Client secrets; unset means the demo realm's `<client_id>-dev-secret` outside production.
     client_secret: SecretStr | None = None

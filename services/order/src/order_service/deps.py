@@ -41,7 +41,7 @@ async def _compensating_session(request: Request) -> AsyncIterator[AsyncSession]
 CompensatingSessionDep = Annotated[AsyncSession, Depends(_compensating_session, scope="function")]
 
 
-def _inventory(request: Request) -> Inventory:
+async def _inventory(request: Request) -> Inventory:
     inventory: Inventory = request.app.state.inventory
     return inventory
 
@@ -50,14 +50,22 @@ InventoryDep = Annotated[Inventory, Depends(_inventory)]
 """Inventory as the order service calls it on a customer's behalf."""
 
 # Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
-Reader = Annotated[Principal, Depends(Requires("orders:read", callers={"gateway"}))]
+# Named, so forward mode (forwarding.py) can swap each for a weaker one.
+READ = Requires("orders:read", callers={"gateway"})
+WRITE = Requires("orders:write", callers={"gateway"})
+SUPPORT = Requires("support:read", callers={"gateway"})
+# Kafka workers that must not believe an event: the order, from its owner.
+INTERNAL_READ = Requires("orders:read", callers={"billing-worker", "notification-worker"})
+
+Reader = Annotated[Principal, Depends(READ)]
 """A customer reading their own orders, through the gateway (exchanged token)."""
 
-Writer = Annotated[Principal, Depends(Requires("orders:write", callers={"gateway"}))]
+Writer = Annotated[Principal, Depends(WRITE)]
 """A customer placing or cancelling their own order, through the gateway (exchanged token)."""
 
-Support = Annotated[Principal, Depends(Requires("support:read", callers={"gateway"}))]
+Support = Annotated[Principal, Depends(SUPPORT)]
 """Support staff looking at any customer's order, through the gateway."""
 
-BillingWorker = Annotated[Principal, Depends(Requires("orders:read", callers={"billing-worker"}))]
-"""The billing worker fetching the authoritative order, by client credentials."""
+InternalReader = Annotated[Principal, Depends(INTERNAL_READ)]
+"""A worker fetching the authoritative order, by client credentials: billing's before it
+charges, notification's before it tells a customer about the order."""

@@ -3,7 +3,8 @@
 Each call carries the token its hop needs (docs/internal-api.md): the public
 catalogue none; a reservation a token exchanged from the customer's
 (``inventory:reserve``, so inventory sees the user and the chain
-gateway -> order); release and commit the order service's own
+gateway -> order), or in the vulnerable forward mode the customer's token
+itself (:mod:`order_service.hops` picks); release and commit the order service's own
 client-credentials token (``inventory:release``), because a payment event or
 the expiry job has no user behind it. Which client-credentials token is sent
 is the caller's choice: the expiry job sends ``order-scheduler``'s.
@@ -15,19 +16,25 @@ render them, and the Kafka handler lets them fail the attempt (and be retried).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from hopauth import HopAuthError, TokenExchangeAuth, TokenExchanger
+from hopauth import HopAuthError
 from hopkit.problems import Problem
 from hopkit.tracing import outgoing_headers
+
+from .hops import HopTokens
 
 log = logging.getLogger(__name__)
 
 # Inventory and order share the problem type prefix.
 PROBLEMS = "https://hopshop.example/problems/"
+# How long a product read from the catalogue is reused: a price change reaches new orders
+# within this time, and each order saves a round trip to inventory.
+CATALOGUE_TTL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +90,28 @@ class Inventory:
         http: httpx.AsyncClient,
         *,
         settle: httpx.Auth,
-        exchanger: TokenExchanger | None = None,
+        hops: HopTokens | None = None,
+        catalogue_ttl: float = CATALOGUE_TTL,
     ) -> None:
         self._http = http
         self._settle = settle
-        self._exchanger = exchanger
+        self._hops = hops
+        self._catalogue_ttl = catalogue_ttl
+        # Only products that exist are kept, so the catalogue's size bounds this.
+        self._products: dict[int, tuple[float, Product]] = {}
 
     async def product(self, product_id: int) -> Product | None:
-        """A product of the public catalogue, or None if there is no such product."""
+        """A product of the public catalogue (reused for ``catalogue_ttl`` s), or None."""
+        now = time.monotonic()
+        cached = self._products.get(product_id)
+        if cached is not None and now - cached[0] < self._catalogue_ttl:
+            return cached[1]
+        product = await self._read_product(product_id)
+        if product is not None:
+            self._products[product_id] = (now, product)
+        return product
+
+    async def _read_product(self, product_id: int) -> Product | None:
         response = await self._send("read the catalogue", "GET", f"/products/{product_id}")
         if response.status_code == 404:
             return None
@@ -109,15 +130,13 @@ class Inventory:
             raise _unexpected("read the catalogue", response) from None
 
     async def reserve(self, user_token: str, order_id: str, lines: Sequence[Line]) -> None:
-        """Hold every line for the order (all or nothing) with a token exchanged from the user's.
+        """Hold every line for the order (all or nothing), acting for the user.
 
         Raises a 409 problem when stock is short (inventory reserved nothing).
         """
-        if self._exchanger is None:
-            raise RuntimeError("this Inventory cannot reserve: it has no token exchanger")
-        auth = TokenExchangeAuth(
-            self._exchanger, user_token, audience="inventory", scopes=["inventory:reserve"]
-        )
+        if self._hops is None:
+            raise RuntimeError("this Inventory cannot reserve: it acts for no user")
+        auth = self._hops.for_user(user_token, audience="inventory", scopes=["inventory:reserve"])
         body = {
             "order_id": order_id,
             "items": [{"product_id": x.product_id, "quantity": x.quantity} for x in lines],

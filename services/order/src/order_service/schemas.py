@@ -69,3 +69,10 @@ class OrderOut(BaseModel):
     card: CardOut
     created_at: datetime
     updated_at: datetime
+
+
+class OrderOwnerOut(BaseModel):
+    """Who owns an order, and nothing else: what support staff need to act for the owner."""
+
+    order_id: str
+    customer_id: str = Field(description="the customer's user id (token `sub`)")

@@ -13,10 +13,14 @@ is committed together with the change it announces. Lifecycle::
 The first transition wins; any later one (a redelivered event, a late
 payment, a double click) changes nothing.
 
-The calls to inventory run inside the transaction, after the conditional
-UPDATE that claims the transition: if inventory fails, the order stays
-``PENDING_PAYMENT`` and the attempt can be repeated (both inventory calls are
-idempotent).
+Inventory is called before the transaction's first write, never while it
+holds one: SQLite has one writer at a time, and a write transaction held
+across an HTTP call stalls every other order meanwhile. The reservation
+decides a race between a payment and a cancellation: it ends either sold
+(commit) or released, never both, so the loser gets inventory's 409 and
+changes nothing here. The conditional UPDATE then records the outcome. If
+inventory or the database fails, the order stays ``PENDING_PAYMENT`` and the
+attempt can be repeated (both inventory calls are idempotent).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from hopkit.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import compensation, repository
-from .inventory import Inventory, Line
+from .inventory import Inventory, Line, ReservationSettled
 from .models import CancelReason, Order, OrderItem, OrderStatus
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,17 @@ def order_not_found(order_id: str) -> Problem:
         "Order not found",
         f"there is no order {order_id!r}",
         type_=PROBLEMS + "order-not-found",
+        order_id=order_id,
+    )
+
+
+def order_settling(order_id: str) -> Problem:
+    # A 5xx on purpose: the payment consumer retries it, and by then the race is decided.
+    return Problem(
+        503,
+        "Order is being settled",
+        f"order {order_id!r} is being paid or cancelled by another request; try again shortly",
+        type_=PROBLEMS + "order-settling",
         order_id=order_id,
     )
 
@@ -159,8 +174,7 @@ async def place_order(
     )
     await repository.add_order(session, order, items)
     await _announce(session, ORDER_PLACED, order_id, customer_id)
-    await session.flush()
-    return await get_any_order(session, order_id)
+    return order
 
 
 # -- leaving PENDING_PAYMENT ------------------------------------------------------------
@@ -207,13 +221,20 @@ async def confirm_payment(
             type_=PROBLEMS + "payment-mismatch",
             order_id=order_id,
         )
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        await _log_unchanged(session, order_id, "payment.succeeded")
+        return False
+    try:
+        await inventory.commit(order_id)
+    except ReservationSettled:
+        # Released by a cancellation that has not committed yet: the retry will see it.
+        raise order_settling(order_id) from None
     moved = await repository.leave_pending(
         session, order_id, to=OrderStatus.CONFIRMED, reason=None, now=datetime.now(UTC)
     )
-    if not moved:
+    if not moved:  # a concurrent copy of this payment confirmed it first
         await _log_unchanged(session, order_id, "payment.succeeded")
         return False
-    await inventory.commit(order_id)
     await _announce(session, ORDER_CONFIRMED, order_id, order.customer_id)
     return True
 
@@ -221,8 +242,12 @@ async def confirm_payment(
 async def decline_payment(session: AsyncSession, order_id: str, inventory: Inventory) -> bool:
     """Billing could not charge the order: CANCELLED (``payment_declined``), stock released."""
     await get_any_order(session, order_id)  # 404 for an order that does not exist
-    if await _cancel(session, order_id, CancelReason.PAYMENT_DECLINED, inventory):
-        return True
+    try:
+        if await _cancel(session, order_id, CancelReason.PAYMENT_DECLINED, inventory):
+            return True
+    except ReservationSettled:
+        # Sold by a payment that has not committed yet: the retry will see it confirmed.
+        raise order_settling(order_id) from None
     await _log_unchanged(session, order_id, "payment.failed")
     return False
 
@@ -245,7 +270,18 @@ async def _cancel(
     inventory: Inventory,
     customer_id: str | None = None,
 ) -> bool:
-    """PENDING_PAYMENT -> CANCELLED, release, ``order.cancelled``; False if not pending."""
+    """Release, PENDING_PAYMENT -> CANCELLED, ``order.cancelled``; False if not pending.
+
+    Raises :class:`ReservationSettled` (409) when the stock was sold meanwhile.
+    """
+    order = await repository.get_order(session, order_id)
+    if (
+        order is None
+        or order.status != OrderStatus.PENDING_PAYMENT
+        or (customer_id is not None and order.customer_id != customer_id)
+    ):
+        return False
+    await inventory.release(order_id)
     moved = await repository.leave_pending(
         session,
         order_id,
@@ -254,10 +290,8 @@ async def _cancel(
         now=datetime.now(UTC),
         customer_id=customer_id,
     )
-    if not moved:
+    if not moved:  # a concurrent cancellation (customer, expiry, decline) came first
         return False
-    order = await get_any_order(session, order_id)
-    await inventory.release(order_id)
     await _announce(session, ORDER_CANCELLED, order_id, order.customer_id, reason=reason.value)
     return True
 

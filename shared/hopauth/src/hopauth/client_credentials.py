@@ -18,6 +18,7 @@ import httpx
 from ._cache_stats import CacheStats
 from ._singleflight import SingleFlight
 from .rfc8693 import refresh_point
+from .rfc9449 import DPoPKey, authorize_dpop, resource_nonce
 from .token_client import TokenEndpoint
 
 __all__ = [
@@ -69,13 +70,21 @@ class MemoryTokenCache:
         self._tokens.pop(key, None)
 
 
-def token_cache_key(client_id: str, audience: str | None, scopes: Iterable[str]) -> str:
-    """Cache key of a token: client, audience and sorted scopes, JSON-encoded.
+def token_cache_key(
+    client_id: str, audience: str | None, scopes: Iterable[str], jkt: str | None = None
+) -> str:
+    """Cache key of a token: client, audience, sorted scopes and DPoP key, JSON-encoded.
 
     JSON keeps the parts apart, so no choice of names makes two different
-    requests share a key (and so a token).
+    requests share a key (and so a token). ``jkt``, the thumbprint of the
+    DPoP key a token is bound to (RFC 9449 §6.1), is part of the key when
+    given: a replica sharing the cache cannot use a token bound to another
+    replica's key, so each key gets its own entry.
     """
-    return json.dumps([client_id, audience, sorted(set(scopes))], separators=(",", ":"))
+    parts: list[object] = [client_id, audience, sorted(set(scopes))]
+    if jkt is not None:
+        parts.append(jkt)
+    return json.dumps(parts, separators=(",", ":"))
 
 
 class ClientCredentials:
@@ -104,7 +113,13 @@ class ClientCredentials:
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache(clock)
         self._refresh_margin = refresh_margin
         self._clock = clock
-        self._key = token_cache_key(endpoint.client_id, audience, self._scopes)
+        dpop_key = endpoint.dpop_key
+        self._key = token_cache_key(
+            endpoint.client_id,
+            audience,
+            self._scopes,
+            dpop_key.thumbprint if dpop_key is not None else None,
+        )
         self._flight: SingleFlight[None, str] = SingleFlight()
         # A local copy spares a cache round trip (Redis) on every call.
         self._token: str | None = None
@@ -116,6 +131,11 @@ class ClientCredentials:
             f"ClientCredentials(client_id={self._endpoint.client_id!r}, "
             f"audience={self._audience!r}, scopes={sorted(self._scopes)!r})"
         )
+
+    @property
+    def dpop_key(self) -> DPoPKey | None:
+        """The endpoint's DPoP key: the tokens are bound to it (RFC 9449 §5)."""
+        return self._endpoint.dpop_key
 
     async def token(self) -> str:
         """A valid access token for the configured audience and scopes."""
@@ -162,7 +182,11 @@ class ClientCredentialsAuth(httpx.Auth):
     On a 401 from the resource server the token is invalidated and the
     request retried once with a fresh one (the token may have been revoked,
     or the issuer's keys rotated); a second 401 is returned as is.
-    Async clients only.
+
+    When the endpoint has a DPoP key, the token is sent as ``Authorization:
+    DPoP <token>`` with a fresh proof for each attempt (RFC 9449 §7.1); a 401
+    asking for a nonce (``use_dpop_nonce``, §9) is first retried once with the
+    same token and a proof carrying the nonce. Async clients only.
     """
 
     # The retry re-sends the body, so httpx must buffer it.
@@ -182,11 +206,23 @@ class ClientCredentialsAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        key = self._credentials.dpop_key
+        nonce: str | None = None
+
+        def authorize(token: str) -> None:
+            if key is None:
+                request.headers["Authorization"] = f"Bearer {token}"
+            else:
+                authorize_dpop(request, token, key, nonce=nonce)
+
         token = await self._credentials.token()
-        request.headers["Authorization"] = f"Bearer {token}"
+        authorize(token)
         response = yield request
+        if key is not None and (nonce := resource_nonce(response)) is not None:
+            authorize(token)
+            response = yield request
         if response.status_code == 401:
             await self._credentials.invalidate(token)
             token = await self._credentials.token()
-            request.headers["Authorization"] = f"Bearer {token}"
+            authorize(token)
             yield request

@@ -7,7 +7,7 @@ token in a log is a live credential.
 
 from __future__ import annotations
 
-__all__ = ["HopAuthError", "InvalidTokenError", "TokenRequestError"]
+__all__ = ["HopAuthError", "InvalidDPoPProofError", "InvalidTokenError", "TokenRequestError"]
 
 
 class HopAuthError(Exception):
@@ -19,6 +19,18 @@ class InvalidTokenError(HopAuthError):
 
     ``reason`` is short and human-readable, safe to log and to return in an
     ``error_description``; it never contains the token.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidDPoPProofError(HopAuthError):
+    """A DPoP proof was refused (RFC 9449 §4.3; ``invalid_dpop_proof``, §5 and §7.1).
+
+    ``reason`` is short and human-readable, safe to log and to return in an
+    ``error_description``; it never contains the proof or the access token.
     """
 
     def __init__(self, reason: str) -> None:

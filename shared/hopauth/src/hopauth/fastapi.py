@@ -12,6 +12,22 @@ Set the validator in your lifespan, then declare what a route needs::
 
 Challenges follow RFC 6750 §3 (``WWW-Authenticate: Bearer ...``); bodies are
 RFC 9457 problem details (``application/problem+json``).
+
+DPoP (RFC 9449 §7) has one switch, ``app.state.hopauth_dpop``: a
+:class:`~hopauth.rfc9449.DPoPProofValidator`, or None (absent) for off.
+
+* A DPoP-bound token (``cnf.jkt``) is accepted only as ``Authorization: DPoP``
+  with exactly one valid ``DPoP`` proof for this method and URL, signed by its
+  key. It is refused as a bearer token, and refused outright when DPoP is
+  off: a service that cannot check the proof must not let the binding lapse.
+* ``app.state.hopauth_require_dpop = True`` (with DPoP on) also refuses unbound
+  tokens: for internal services whose callers all hold keys. Leave it off
+  where browsers' bearer tokens arrive.
+
+The URL in the proof is compared with ``request.url`` (scheme and host from
+the ``Host`` header): behind a proxy that rewrites them, let uvicorn apply
+the forwarded headers (``--proxy-headers``) so the service sees the URL the
+client called.
 """
 
 from __future__ import annotations
@@ -26,9 +42,10 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from .errors import InvalidTokenError
+from .errors import InvalidDPoPProofError, InvalidTokenError
 from .principal import Principal
 from .rfc9068 import AccessTokenValidator
+from .rfc9449 import DPoPProofValidator
 
 __all__ = [
     "PROBLEM_TYPE_PREFIX",
@@ -114,60 +131,166 @@ def _validator(request: Request) -> AccessTokenValidator:
     return validator
 
 
-def _unauthorized(realm: str, error: InvalidTokenError | None) -> AuthProblem:
-    if error is None:
-        # RFC 6750 §3.1: no credentials at all gets a challenge without an error code.
-        return AuthProblem(
-            401,
-            problem="missing-token",
-            title="Unauthorized",
-            detail="a bearer token is required",
-            headers={"WWW-Authenticate": f'Bearer realm="{_param(realm)}"'},
-        )
+def _dpop(request: Request) -> DPoPProofValidator | None:
+    """The app's DPoP switch: ``app.state.hopauth_dpop`` (None or absent: DPoP off)."""
+    validator = getattr(request.app.state, "hopauth_dpop", None)
+    if validator is not None and not isinstance(validator, DPoPProofValidator):
+        raise RuntimeError("app.state.hopauth_dpop must be a DPoPProofValidator or None")
+    return validator
+
+
+def _dpop_required(request: Request) -> bool:
+    return getattr(request.app.state, "hopauth_require_dpop", False) is True
+
+
+def _challenge(
+    scheme: str,
+    realm: str,
+    dpop: DPoPProofValidator | None,
+    error: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
+) -> str:
+    """One RFC 6750 §3 (``Bearer``) or RFC 9449 §7.1 (``DPoP``) challenge."""
+    if scheme == "dpop" and dpop is not None:
+        params = [f'algs="{" ".join(dpop.algorithms)}"']
+    else:
+        scheme, params = "bearer", [f'realm="{_param(realm)}"']
+    if error is not None:
+        params.append(f'error="{error}"')
+    if description is not None:
+        params.append(f'error_description="{_param(description)}"')
+    if scope is not None:
+        params.append(f'scope="{_param(scope)}"')
+    return ("DPoP " if scheme == "dpop" else "Bearer ") + ", ".join(params)
+
+
+def _missing_token(realm: str, dpop: DPoPProofValidator | None, required: bool) -> AuthProblem:
+    """RFC 6750 §3.1 / RFC 9449 §7.1: no credentials gets challenges without an error code."""
+    if dpop is None:
+        challenge, detail = _challenge("bearer", realm, None), "a bearer token is required"
+    elif required:
+        challenge, detail = _challenge("dpop", realm, dpop), "a DPoP-bound access token is required"
+    else:
+        # Both schemes are offered, in one header (RFC 9110 §11.6.1).
+        challenge = f"{_challenge('bearer', realm, None)}, {_challenge('dpop', realm, dpop)}"
+        detail = "an access token is required"
+    return AuthProblem(
+        401,
+        problem="missing-token",
+        title="Unauthorized",
+        detail=detail,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+def _invalid_token(
+    reason: str, scheme: str, realm: str, dpop: DPoPProofValidator | None
+) -> AuthProblem:
     return AuthProblem(
         401,
         problem="invalid-token",
         title="Unauthorized",
-        detail=error.reason,
+        detail=reason,
         headers={
-            "WWW-Authenticate": (
-                f'Bearer realm="{_param(realm)}", error="invalid_token", '
-                f'error_description="{_param(error.reason)}"'
-            )
+            "WWW-Authenticate": _challenge(scheme, realm, dpop, "invalid_token", reason),
         },
     )
 
 
-def _read_bearer(request: Request, realm: str) -> str:
+def _invalid_proof(reason: str, dpop: DPoPProofValidator) -> AuthProblem:
+    return AuthProblem(
+        401,
+        problem="invalid-dpop-proof",
+        title="Unauthorized",
+        detail=reason,
+        headers={
+            "WWW-Authenticate": _challenge("dpop", "", dpop, "invalid_dpop_proof", reason),
+        },
+    )
+
+
+def _read_token(request: Request, realm: str, dpop: DPoPProofValidator | None) -> tuple[str, str]:
+    """``(scheme, token)`` from ``Authorization: Bearer|DPoP <token>``; scheme lower-cased."""
     header = request.headers.get("authorization")
-    if not header:
-        raise _unauthorized(realm, None)
-    scheme, _, credentials = header.partition(" ")
+    scheme, _, credentials = (header or "").partition(" ")
     # RFC 7235 §2.1: the scheme is case-insensitive.
-    if scheme.lower() != "bearer":
-        raise _unauthorized(realm, None)
+    scheme = scheme.lower()
+    if scheme not in ("bearer", "dpop"):
+        raise _missing_token(realm, dpop, _dpop_required(request))
     credentials = credentials.strip(" ")
+    # RFC 6750 §2.1 and RFC 9449 §7.1 share the b64token syntax.
     if not _B64TOKEN.fullmatch(credentials):
-        raise _unauthorized(realm, InvalidTokenError("malformed bearer token"))
-    return credentials
+        raise _invalid_token(f"malformed {scheme} token", scheme, realm, dpop)
+    return scheme, credentials
 
 
-def bearer_token(request: Request) -> str:
-    """The raw bearer token of the request (RFC 6750 §2.1), e.g. to exchange it.
+async def bearer_token(request: Request) -> str:
+    """The raw access token of the request (RFC 6750 §2.1, RFC 9449 §7.1), e.g. to exchange it.
 
-    This only reads the header; it proves nothing. Use it next to
-    :class:`Requires`, which validates the same token.
+    Accepts the ``Bearer`` and ``DPoP`` schemes. This only reads the header;
+    it proves nothing. Use it next to :class:`Requires`, which validates the
+    same token (and its DPoP proof). Async only so that FastAPI does not run
+    it in a worker thread, which costs more than the work itself.
     """
     realm = getattr(getattr(request.app.state, "hopauth_validator", None), "audience", "")
-    return _read_bearer(request, realm)
+    return _read_token(request, realm, _dpop(request))[1]
+
+
+async def _check_binding(
+    request: Request,
+    principal: Principal,
+    scheme: str,
+    token: str,
+    realm: str,
+    dpop: DPoPProofValidator | None,
+) -> None:
+    """RFC 9449 §7.1: a bound token only with its key's proof; unbound ones as configured."""
+    jkt = principal.confirmation_jkt
+    if jkt is None:
+        if scheme == "dpop":
+            reason = "DPoP scheme used with a token that is not DPoP-bound"
+        elif dpop is not None and _dpop_required(request):
+            reason = "this service accepts only DPoP-bound tokens"
+        else:
+            return
+        logger.info("token jti=%s refused: %s", principal.token_id, reason)
+        raise _invalid_token(reason, "dpop", realm, dpop)
+    if dpop is None:
+        # Accepting it as a bearer token would quietly undo the binding.
+        reason = "DPoP-bound token, but this service does not check DPoP proofs"
+        logger.info("token jti=%s refused: %s", principal.token_id, reason)
+        raise _invalid_token(reason, "bearer", realm, None)
+    if scheme != "dpop":
+        reason = "DPoP-bound token presented as a bearer token"
+        logger.info("token jti=%s refused: %s", principal.token_id, reason)
+        raise _invalid_token(reason, "dpop", realm, dpop)
+    proofs = request.headers.getlist("dpop")
+    try:
+        if len(proofs) != 1:
+            # RFC 9449 §4.3 point 1: exactly one proof.
+            raise InvalidDPoPProofError(
+                "missing DPoP proof" if not proofs else "more than one DPoP header"
+            )
+        await dpop.validate(
+            proofs[0], method=request.method, url=str(request.url), access_token=token, jkt=jkt
+        )
+    except InvalidDPoPProofError as exc:
+        logger.info("DPoP proof for token jti=%s refused: %s", principal.token_id, exc.reason)
+        raise _invalid_proof(exc.reason, dpop) from None
 
 
 #: Declares the bearer scheme in the OpenAPI document (and /docs' "Authorize"
 #: button); the header itself is read and judged by :class:`Requires`.
+#: OpenAPI has no DPoP scheme; the description says when it applies.
 _openapi_bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
-    description="An access token for this service (RFC 9068), from the issuer's token endpoint.",
+    description=(
+        "An access token for this service (RFC 9068), from the issuer's token endpoint. "
+        "A DPoP-bound token is sent as 'Authorization: DPoP <token>' with a DPoP proof "
+        "header (RFC 9449)."
+    ),
 )
 
 #: ``token: BearerToken`` in a route signature gives the raw incoming token.
@@ -175,13 +298,14 @@ BearerToken = Annotated[str, Depends(bearer_token)]
 
 
 class Requires:
-    """Dependency that validates the bearer token and checks scopes and caller.
+    """Dependency that validates the access token and checks scopes and caller.
 
     ``Requires("orders:read", callers={"gateway"})`` admits a token carrying
     every listed scope, presented by one of ``callers`` (the current actor of
     an exchanged token, else its client; see :attr:`Principal.caller`).
     ``callers=None`` admits any caller. The principal is returned and also
-    stored on ``request.state.principal``.
+    stored on ``request.state.principal``. DPoP-bound tokens need their proof
+    (see the module docstring) before scopes and caller are looked at.
     """
 
     def __init__(self, *scopes: str, callers: Collection[str] | None = None) -> None:
@@ -197,12 +321,15 @@ class Requires:
         _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_openapi_bearer)],
     ) -> Principal:
         validator = _validator(request)
-        token = _read_bearer(request, validator.audience)
+        realm = validator.audience
+        dpop = _dpop(request)
+        scheme, token = _read_token(request, realm, dpop)
         try:
             principal = await validator.validate(token)
         except InvalidTokenError as exc:
-            logger.info("bearer token refused: %s", exc.reason)
-            raise _unauthorized(validator.audience, exc) from None
+            logger.info("%s token refused: %s", scheme, exc.reason)
+            raise _invalid_token(exc.reason, scheme, realm, dpop) from None
+        await _check_binding(request, principal, scheme, token, realm, dpop)
         if not principal.has_scopes(*self.scopes):
             logger.info("token jti=%s lacks scopes %s", principal.token_id, " ".join(self.scopes))
             needed = _param(" ".join(self.scopes))
@@ -212,9 +339,8 @@ class Requires:
                 title="Forbidden",
                 detail=f"this request needs the scopes: {needed}",
                 headers={
-                    "WWW-Authenticate": (
-                        f'Bearer realm="{_param(validator.audience)}", '
-                        f'error="insufficient_scope", scope="{needed}"'
+                    "WWW-Authenticate": _challenge(
+                        scheme, realm, dpop, "insufficient_scope", scope=needed
                     )
                 },
             )

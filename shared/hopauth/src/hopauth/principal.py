@@ -41,6 +41,9 @@ class Principal:
     issued_at: int
     expires_at: int
     confirmation: Mapping[str, Any] | None = None
+    #: ``cnf.jkt`` (RFC 9449 §6.1): the token is DPoP-bound to the key with this
+    #: RFC 7638 thumbprint, and is only good with a proof signed by that key.
+    confirmation_jkt: str | None = None
 
     @property
     def current_actor(self) -> str | None:
@@ -75,6 +78,9 @@ class Principal:
         confirmation = claims.get("cnf")
         if confirmation is not None and not isinstance(confirmation, Mapping):
             raise InvalidTokenError("cnf claim must be an object")
+        jkt = confirmation.get("jkt") if confirmation is not None else None
+        if jkt is not None and (not isinstance(jkt, str) or not jkt):
+            raise InvalidTokenError("cnf.jkt must be a non-empty string")
         return cls(
             subject=_required_str(claims, "sub"),
             client_id=_required_str(claims, "client_id"),
@@ -87,6 +93,7 @@ class Principal:
             issued_at=_numeric_date(claims, "iat"),
             expires_at=_numeric_date(claims, "exp"),
             confirmation=MappingProxyType(dict(confirmation)) if confirmation else None,
+            confirmation_jkt=jkt,
         )
 
 

@@ -18,6 +18,7 @@ import httpx
 
 from ._cache_stats import CacheStats
 from ._singleflight import SingleFlight
+from .rfc9449 import DPoPKey, authorize_dpop, resource_nonce
 from .token_client import TokenEndpoint
 
 __all__ = ["CacheStats", "TokenExchangeAuth", "TokenExchanger"]
@@ -54,6 +55,10 @@ class TokenExchanger:
     are one-to-one, so the hit rate is the same. Concurrent requests for one
     key share one exchange. The cache holds at most ``max_entries`` tokens and
     drops the least recently used first. ``clock`` is monotonic seconds.
+
+    When the endpoint has a DPoP key, every cached token is bound to that one
+    key (RFC 9449): the cache lives in this process with the key, so the key
+    need not be part of the cache key.
     """
 
     def __init__(
@@ -74,6 +79,16 @@ class TokenExchanger:
 
     def __repr__(self) -> str:
         return f"TokenExchanger({self._endpoint!r}, entries={len(self._cache)})"
+
+    @property
+    def endpoint(self) -> TokenEndpoint:
+        """The token endpoint it exchanges at, for the calls it does not cache."""
+        return self._endpoint
+
+    @property
+    def dpop_key(self) -> DPoPKey | None:
+        """The endpoint's DPoP key: exchanged tokens are bound to it (RFC 9449 §5)."""
+        return self._endpoint.dpop_key
 
     async def token_for(
         self,
@@ -128,9 +143,14 @@ class TokenExchanger:
 class TokenExchangeAuth(httpx.Auth):
     """httpx auth that sends an exchanged token: ``Authorization: Bearer <exchanged>``.
 
+    When the exchanger's endpoint has a DPoP key, the token is bound to it and
+    is sent as ``Authorization: DPoP <exchanged>`` with a fresh proof for this
+    request's method and URL (RFC 9449 §7.1); a 401 asking for a nonce
+    (``use_dpop_nonce``, §9) is retried once with a proof carrying it.
+
     Build one per incoming request (it holds that request's subject token).
-    A 401 from the resource server is returned as is: exchanging the same
-    subject token again would give the same answer. Async clients only.
+    Any other 401 from the resource server is returned as is: exchanging the
+    same subject token again would give the same answer. Async clients only.
     """
 
     def __init__(
@@ -147,6 +167,8 @@ class TokenExchangeAuth(httpx.Auth):
         self._audience = audience
         self._scopes = frozenset(scopes)
         self._actor_token = actor_token
+        # The nonce retry re-sends the body, so httpx must buffer it (DPoP only).
+        self.requires_request_body = exchanger.dpop_key is not None
 
     def __repr__(self) -> str:
         return f"TokenExchangeAuth(audience={self._audience!r}, scopes={sorted(self._scopes)!r})"
@@ -165,5 +187,14 @@ class TokenExchangeAuth(httpx.Auth):
             scopes=self._scopes,
             actor_token=self._actor_token,
         )
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        key = self._exchanger.dpop_key
+        if key is None:
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+            return
+        authorize_dpop(request, token, key)
+        response = yield request
+        nonce = resource_nonce(response)
+        if nonce is not None:
+            authorize_dpop(request, token, key, nonce=nonce)
+            yield request

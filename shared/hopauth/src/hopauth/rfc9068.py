@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 import jwt
@@ -58,7 +58,12 @@ DEFAULT_REQUIRED_CLAIMS: Final = ("iss", "sub", "aud", "exp", "iat", "jti", "cli
 class AccessTokenValidator:
     """Checks that a bearer token is an access token our issuer minted for us.
 
-    ``issuer`` and ``audience`` are compared exactly. ``algorithms`` is the
+    ``issuer`` and ``audience`` are compared exactly. ``extra_audiences`` are
+    other identifiers this resource server also answers to (RFC 9068 §4: the
+    ``aud`` claim must contain *an* identifier of this resource server, and a
+    server may have several); ``audience`` stays the primary one, used as the
+    realm of challenges. Every identifier added widens what a token stolen
+    from a neighbour can open here, so keep the list short. ``algorithms`` is the
     allowlist of JWS algorithms; only asymmetric ones are accepted, so
     ``none`` and the HMAC family cannot sneak in. ``leeway`` (seconds) absorbs
     clock skew for ``exp``, ``nbf`` and ``iat``. When ``revocation`` is given,
@@ -71,6 +76,7 @@ class AccessTokenValidator:
         issuer: str,
         audience: str,
         keys: KeySource,
+        extra_audiences: Collection[str] = (),
         algorithms: Sequence[str] = ("ES256",),
         leeway: int = 30,
         max_token_bytes: int = 8192,
@@ -92,11 +98,16 @@ class AccessTokenValidator:
                 raise ValueError(f"unsupported algorithm {alg!r}")
         if not issuer or not audience:
             raise ValueError("issuer and audience must be non-empty")
+        if isinstance(extra_audiences, str):
+            raise TypeError("extra_audiences must be a collection of names, not a string")
+        if not all(isinstance(a, str) and a for a in extra_audiences):
+            raise ValueError("extra_audiences must be non-empty strings")
         if not 0 <= leeway <= MAX_LEEWAY_SECONDS:
             # More skew than this is a clock to fix, not a token lifetime to stretch.
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY_SECONDS} seconds")
         self._issuer = issuer
         self._audience = audience
+        self._audiences = frozenset({audience, *extra_audiences})
         self._keys = keys
         self._algorithms = frozenset(algorithms)
         self._leeway = leeway
@@ -111,12 +122,20 @@ class AccessTokenValidator:
 
     @property
     def audience(self) -> str:
+        """The primary identifier of this resource server (the realm of challenges)."""
         return self._audience
 
+    @property
+    def audiences(self) -> frozenset[str]:
+        """Every identifier a token's ``aud`` may name to be accepted here."""
+        return self._audiences
+
     def __repr__(self) -> str:
+        extra = sorted(self._audiences - {self._audience})
         return (
             f"AccessTokenValidator(issuer={self._issuer!r}, audience={self._audience!r}, "
-            f"algorithms={sorted(self._algorithms)!r})"
+            + (f"extra_audiences={extra!r}, " if extra else "")
+            + f"algorithms={sorted(self._algorithms)!r})"
         )
 
     async def validate(self, token: str) -> Principal:
@@ -181,7 +200,9 @@ class AccessTokenValidator:
         if claims.get("iss") != self._issuer:
             raise InvalidTokenError("wrong issuer")
         aud = claims.get("aud")
-        if not (aud == self._audience or (isinstance(aud, list) and self._audience in aud)):
+        # RFC 7519 §4.1.3: a string or an array of strings; it must name one of us.
+        named = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if not any(isinstance(a, str) and a in self._audiences for a in named):
             raise InvalidTokenError("wrong audience")
 
         now = time.time()

@@ -6,6 +6,8 @@ W3C trace context), ``problems`` (RFC 9457 errors), ``db`` (async engines and
 the session dependency that owns the transaction), ``health`` (``/healthz``
 and ``/readyz``), ``events`` (the Kafka event envelope and topics), ``outbox``
 (the transactional outbox and its relay), ``consumer`` (idempotent consumers
-with retries and a dead-letter topic), ``testing`` (real servers from wheels
-for integration tests).
+with retries and a dead-letter topic), ``forwarding`` (the vulnerable teaching
+mode), ``dpop`` (hopauth's DPoP sides switched on from ``HOPSHOP_DPOP``: the one
+module that imports hopauth), ``testing`` (real servers from wheels for
+integration tests).
 """

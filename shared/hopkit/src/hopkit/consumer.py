@@ -7,14 +7,20 @@ event's effect therefore runs in a database transaction that also records
 recorded there is skipped. At least once plus an idempotent effect is
 effectively once.
 
-The offset is committed only after that transaction committed, so a crash
-in between redelivers the event (and the record above skips it) rather
-than losing it. A handler that fails is retried with exponential backoff;
-after ``max_attempts`` the record goes to ``<topic>.dlq`` with headers
-saying why, and its offset is committed so one bad event does not stop
-the partition. A record that is not a valid envelope (a poison message)
-goes to the DLQ at once. Records of one partition are handled one at a
-time, in order.
+The record is claimed last, just before the commit, with an insert that
+does nothing when the row exists: the handler's reads and remote calls
+(which come before its first write) then run without holding SQLite's one
+write lock, and a concurrent consumer of the same event, finding the claim
+taken, rolls its own effect back.
+
+Offsets are committed only after those transactions committed (once per
+partition and batch), so a crash in between redelivers the events (and the
+record above skips them) rather than losing them. A handler that fails is
+retried with exponential backoff; after ``max_attempts`` the record goes to
+``<topic>.dlq`` with headers saying why, and its offset is committed so one
+bad event does not stop the partition. A record that is not a valid
+envelope (a poison message) goes to the DLQ at once. Records of one
+partition are handled one at a time, in order.
 """
 
 from __future__ import annotations
@@ -35,7 +41,18 @@ from aiokafka import (  # type: ignore[import-untyped]
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
-from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+from sqlalchemy import (
+    Column,
+    CursorResult,
+    DateTime,
+    Insert,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import tracing
@@ -56,7 +73,11 @@ log = logging.getLogger(__name__)
 PROCESSED_EVENTS_TABLE = "processed_events"
 
 Handler = Callable[[AsyncSession, Envelope, ConsumerRecord], Awaitable[None]]
-"""Does an event's effect with the session; the consumer owns (commits) the transaction."""
+"""Does an event's effect with the session; the consumer owns (commits) the transaction.
+
+Remote calls belong before the handler's first write: on SQLite a write takes the
+database's write lock until the commit, and every other writer waits meanwhile.
+"""
 
 DLQ_REASON = "x-dlq-reason"
 DLQ_ATTEMPTS = "x-dlq-attempts"
@@ -198,18 +219,25 @@ class EventConsumer:
     ) -> None:
         # Where each partition must resume if this batch is cut short: fetching already moved
         # past the records handed out, so the unfinished ones would otherwise be skipped.
-        resume = {tp: records[0].offset for tp, records in batches.items() if records}
+        first = {tp: records[0].offset for tp, records in batches.items() if records}
+        resume = dict(first)
         try:
             for tp, records in batches.items():
                 for record in records:
                     if self._stopping.is_set():
                         raise _Stopping
                     await self._handle_record(record)
-                    await consumer.commit({tp: record.offset + 1})
                     resume[tp] = record.offset + 1
+                # One offset commit per partition and batch, not per record: a commit is a
+                # broker round trip, and a crash before it only redelivers recorded events.
+                if records:
+                    await consumer.commit({tp: resume[tp]})
         except BaseException:
+            done = {tp: offset for tp, offset in resume.items() if offset > first[tp]}
             for tp, offset in resume.items():
                 with contextlib.suppress(Exception):  # no longer ours after a rebalance
+                    if tp in done:
+                        await consumer.commit({tp: offset})
                     consumer.seek(tp, offset)
             raise
 
@@ -247,19 +275,16 @@ class EventConsumer:
         """(outcome, attempts): the handler's effect with the event recorded, retried, else DLQ."""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                async with self.session_factory() as session, session.begin():
+                # Closing the session without a commit rolls everything back.
+                async with self.session_factory() as session:
                     if await self._already_processed(session, envelope.event_id):
                         return "duplicate", attempt
-                    # Claim the event first: a concurrent consumer of it then fails on the
-                    # primary key, retries, and finds it processed.
-                    await session.execute(
-                        insert(_processed).values(
-                            event_id=envelope.event_id,
-                            consumer_group=self.group_id,
-                            processed_at=datetime.now(UTC),
-                        )
-                    )
                     await self.handler(session, envelope, record)
+                    # The claim comes last (see the module docstring). Losing it means a
+                    # concurrent consumer recorded the event first: its effect stands, ours not.
+                    if not await self._claim(session, envelope.event_id):
+                        return "duplicate", attempt
+                    await session.commit()
                 return "handled", attempt
             except asyncio.CancelledError:
                 raise
@@ -284,6 +309,17 @@ class EventConsumer:
                 if await self._pause(delay):
                     raise _Stopping from None
         raise AssertionError("unreachable")
+
+    async def _claim(self, session: AsyncSession, event_id: str) -> bool:
+        """Record the event as processed by this group; False if that was done already."""
+        values = {
+            "event_id": event_id,
+            "consumer_group": self.group_id,
+            "processed_at": datetime.now(UTC),
+        }
+        result = await session.execute(_insert_unless_present(session, values))
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount) == 1
 
     async def _already_processed(self, session: AsyncSession, event_id: str) -> bool:
         found = await session.scalar(
@@ -358,6 +394,18 @@ class EventConsumer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
         return self._stopping.is_set()
+
+
+def _insert_unless_present(session: AsyncSession, values: Mapping[str, Any]) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL (on PostgreSQL it waits
+    for a concurrent insert of the same key to commit or roll back, then decides)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(_processed).values(**values).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql.insert(_processed).values(**values).on_conflict_do_nothing()
+    # Elsewhere a duplicate fails on the primary key; the retry then finds it processed.
+    return insert(_processed).values(**values)  # pragma: no cover - other databases
 
 
 def _dlq_headers(record: ConsumerRecord, reason: str, attempts: int, group: str) -> RecordHeaders:

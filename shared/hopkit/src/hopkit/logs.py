@@ -84,6 +84,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("authlib").setLevel(max(logging.INFO, root.level))
+    # httpx logs every outgoing request at INFO; the callee's access line already has it
+    # (same request id), so that second line per hop costs CPU and says nothing new.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     # uvicorn's own lines ("Started server process" ...) go through our JSON handler too.
     for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)

@@ -3,6 +3,13 @@
 A service subclasses :class:`CommonSettings` with its own ``env_prefix``
 (``ORDER_``, ``INVENTORY_`` ...); the common fields keep their ``HOPSHOP_``
 names whatever the prefix.
+
+``HOPSHOP_DPOP`` (default ``true``) is the one switch for sender-constrained
+tokens (RFC 9449): each OAuth client a process acts as gets its own key, the
+tokens it obtains are bound to that key and sent with a fresh proof, and the
+service checks proofs on what it receives (see :mod:`hopkit.dpop`). It takes
+effect in exchange mode only (:attr:`CommonSettings.dpop_enabled`): forward
+mode passes the user's own bearer token along, which nothing binds.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         default=None, validation_alias=AliasChoices("HOPSHOP_KAFKA_BOOTSTRAP")
     )
+    dpop: bool = Field(default=True, validation_alias=AliasChoices("HOPSHOP_DPOP"))
     json_logs: bool = True
     access_log: bool = True
     log_level: str = "INFO"
@@ -56,6 +64,15 @@ class CommonSettings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @property
+    def dpop_enabled(self) -> bool:
+        """DPoP on (RFC 9449): ``HOPSHOP_DPOP`` and token exchange.
+
+        Forward mode is always bearer: the forwarded user tokens are not
+        bound, and a forwarding system has no sender constraint to offer.
+        """
+        return self.dpop and self.propagation is Propagation.EXCHANGE
 
     @model_validator(mode="after")
     def _refuse_forwarding_in_production(self) -> Self:

@@ -73,7 +73,7 @@ def token_summary(principal: object) -> dict[str, Any]:
 
     ``principal`` is whatever the auth layer stored on ``request.state.principal``
     (hopauth's ``Principal``: ``token_id``, ``subject``, ``audience``, ``scopes``,
-    ``client_id``, ``actors``); hopkit does not import hopauth. Never the token itself.
+    ``client_id``, ``actors``); the tracing layer does not depend on it. Never the token itself.
     """
     return {
         "jti": getattr(principal, "token_id", None),

@@ -150,4 +150,5 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             scope=scope or "",
             sid=code.sid,
             include_refresh_token=include_refresh_token,
+            jkt=self.request.dpop_jkt,
         )

@@ -2,7 +2,8 @@
 
 The token has ``sub = client_id`` and no user claims. Its audience comes from
 the ``audience`` parameter (as in RFC 8693 §2.1); a client registered for one
-audience may omit it.
+audience may omit it. With a DPoP proof the token is bound to its key
+(RFC 9449 §5, see :mod:`.dpop`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
 
 from .clients import RegisteredClient
+from .dpop import token_type
 from .errors import InvalidTargetError
 from .params import requested_scopes, single
 from .server import HopAuthorizationServer
@@ -51,10 +53,11 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
             client_id=client.client_id,
             scopes=self.request.extra["scopes"],
             lifetime=self.server.context.settings.service_token_ttl,
+            jkt=self.request.dpop_jkt,
         )
         body = {
             "access_token": issued.access_token,
-            "token_type": "Bearer",
+            "token_type": token_type(self.request.dpop_jkt),
             "expires_in": issued.expires_in,
             "scope": issued.scope,
         }

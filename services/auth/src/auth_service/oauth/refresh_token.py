@@ -3,10 +3,15 @@
 Every refresh spends the token and issues a new one in the same family (the
 login session). Presenting a spent token means it was copied: the whole family
 is revoked (RFC 9700 §4.14.2).
+
+A DPoP-bound refresh token (a public client's, RFC 9449 §5) is only good with
+a proof of its key; without one it is refused as invalid before it is spent,
+so a thief holding only the token can neither use it nor burn the family.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +22,8 @@ from ..db import transaction
 from ..models import User
 from .clients import RegisteredClient, hash_secret
 from .server import HopAuthorizationServer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         with transaction(context.db) as session:
             row = repository.refresh_token(session, digest)
             if row is None:
+                return None
+            if row.dpop_jkt is not None and row.dpop_jkt != self.request.dpop_jkt:
+                log.info("DPoP-bound refresh token without its key's proof", extra={"sid": row.sid})
                 return None
             claimed = repository.claim_refresh_token(session, digest, now)
             record = RefreshRecord(
@@ -82,4 +92,5 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             scope=scope or record.scope,
             sid=record.sid,
             include_refresh_token=include_refresh_token,
+            jkt=self.request.dpop_jkt,
         )

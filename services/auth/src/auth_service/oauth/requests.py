@@ -49,6 +49,9 @@ class ParsedRequest(OAuth2Request):  # type: ignore[misc]
         # Filled in by our grants for the token generator and save_token.
         self.sid: str | None = None
         self.extra: dict[str, Any] = {}
+        # RFC 9449 §5: thumbprint of the key of a valid DPoP proof sent with a
+        # token request (set by the web layer); tokens issued are bound to it.
+        self.dpop_jkt: str | None = None
 
     @property
     def args(self) -> dict[str, str]:

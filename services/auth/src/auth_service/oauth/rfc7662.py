@@ -3,6 +3,8 @@
 A client learns about a token only if the token was issued to it or is meant
 for it (§4: the server decides which resources may see which tokens);
 otherwise, like for any unknown or dead token, the answer is ``active: false``.
+A DPoP-bound token is reported with its ``cnf`` and ``token_type: DPoP``
+(RFC 9449 §6.2), so the resource server knows to ask for the proof.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .. import repository
 from ..db import transaction
 from ..tokens import TokenVerificationError, audiences
 from .clients import RegisteredClient, hash_secret
+from .dpop import confirmation, token_type
 from .params import check_token_params
 from .server import HopAuthorizationServer
 
@@ -31,6 +34,7 @@ _ACCESS_CLAIMS = (
     "scope",
     "sid",
     "act",
+    "cnf",
 )
 INACTIVE: dict[str, Any] = {"active": False}
 
@@ -68,7 +72,7 @@ class IntrospectionEndpoint(rfc7662.IntrospectionEndpoint):  # type: ignore[misc
         if sid is not None and not context.sessions.is_active(str(sid)):
             return INACTIVE
         body = {name: claims[name] for name in _ACCESS_CLAIMS if name in claims}
-        return {"active": True, "token_type": "Bearer", **body}
+        return {"active": True, "token_type": token_type(confirmation(claims)), **body}
 
     def _refresh_token(self, token: str, client: RegisteredClient) -> dict[str, Any]:
         context = self.server.context

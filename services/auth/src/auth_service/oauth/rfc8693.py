@@ -20,7 +20,30 @@ hopshop's rules on top (the policy file holds the per-client maxima):
   subject's ∩ policy); asking for more is ``invalid_scope``, never silently
   narrowed or widened;
 * the new token lives at most the service-token lifetime and never beyond
-  the subject (or actor) token.
+  the subject (or actor) token;
+* an exchange carrying an actor token needs a ``delegation`` entry in the
+  policy for that audience, and its token carries at most that entry's scopes.
+
+Extension: ``requested_subject`` (the name Keycloak gives it). §2.1 makes
+``subject_token`` REQUIRED, but for support access the gateway holds no token
+of the customer's: it has only the staff member's. So a client may instead
+send ``actor_token`` plus ``requested_subject`` = a user id, and no subject
+token. The issued token has ``sub`` = that user and ``act`` = the client over
+the actor, as a delegation would. Only where the policy has a delegation
+entry for the audience, only for an actor token holding one of its
+``actor_scopes``, only for a user holding one of its ``subject_roles`` (never
+the actor), and only its ``scopes``. The token keeps the actor's ``sid`` and
+never outlives the actor token, so ending the staff member's login ends it.
+
+DPoP (RFC 9449 §5): a DPoP-bound subject (or actor) token may be exchanged
+without a proof of its key. The asking service authenticates as a client and
+must be in the subject token's ``aud``; a token bound to the previous hop's
+key reached it legitimately, but that key stays with the previous hop, so no
+proof could be asked of it. A thief holding only the token cannot exchange it
+(no client secret). The NEW token is bound to the asking client's own key
+when its request carries a proof (``cnf.jkt`` of that proof, ``token_type:
+DPoP``), else it is a bearer token: the next resource server decides whether
+it insists on DPoP.
 """
 
 from __future__ import annotations
@@ -37,20 +60,29 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from hopkit.logs import annotate
 
+from .. import repository
+from ..db import transaction
+from ..policy import DelegationPolicy
 from ..tokens import TokenVerificationError, act_chain, audiences, summary
 from .clients import TOKEN_EXCHANGE, RegisteredClient
+from .dpop import token_type
 from .errors import InvalidTargetError
 from .params import requested_scopes, single
 from .server import HopAuthorizationServer
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+#: User ids are at most this long (models.User.id); a longer one names nobody.
+MAX_USER_ID = 64
 
 
 @dataclass(frozen=True, slots=True)
 class ExchangeParameters:
-    subject_token: str = field(repr=False)
+    """Exactly one of ``subject_token`` and ``requested_subject`` is set."""
+
+    subject_token: str | None = field(repr=False)
     audience: str
     actor_token: str | None = field(repr=False)
+    requested_subject: str | None = None
 
 
 class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
@@ -66,6 +98,10 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         self.request.client = client
 
         params = self._parameters()
+        if params.requested_subject is not None:
+            self._validate_requested_subject(client, params)
+            return
+        assert params.subject_token is not None  # _parameters: one of the two
         subject = self._verified(params.subject_token, "subject_token")
         if client.client_id not in audiences(subject):
             raise InvalidRequestError(
@@ -73,59 +109,110 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
                 "a service may only exchange tokens sent to it."
             )
         actor = None
+        delegation = None
         if params.actor_token is not None:
             actor = self._verified(params.actor_token, "actor_token")
-            self._check_delegation(client, params.audience, actor)
+            delegation = self._check_delegation(client, params.audience, actor)
         self._check_may_act(subject, actor, client)
-        scopes = self._scopes(client, params.audience, subject)
+        subject_scopes = frozenset(str(subject.get("scope", "")).split())
+        grantable = client.policy.exchangeable(params.audience, subject_scopes)
+        if grantable is None:
+            raise InvalidTargetError(
+                f"This client may not exchange for audience '{params.audience}'."
+            )
+        if delegation is not None:
+            grantable &= delegation.scopes
+        scopes = self._scopes(grantable)
         act = self._act_claim(client, subject, actor)
         depth = len(act_chain(act))
         if depth > self.server.context.settings.max_actor_chain:
             raise InvalidRequestError(f"Delegation chain too long ({depth} actors).")
 
+        not_after = int(subject["exp"])
+        audit: dict[str, Any] = {"event": "token_exchanged", "subject_token": summary(subject)}
+        if actor is not None:
+            not_after = min(not_after, int(actor["exp"]))
+            audit["actor_token"] = summary(actor)
         self.request.extra.update(
-            subject=subject, actor=actor, audience=params.audience, scopes=scopes, act=act
+            sub=subject["sub"],
+            sid=subject.get("sid"),
+            not_after=not_after,
+            audience=params.audience,
+            scopes=scopes,
+            act=act,
+            audit=audit,
+        )
+
+    def _validate_requested_subject(
+        self, client: RegisteredClient, params: ExchangeParameters
+    ) -> None:
+        """The ``requested_subject`` extension (module docstring): an actor names the subject.
+
+        The subject is checked last, so only a client holding a fitting actor
+        token learns anything about user ids, and then only "no".
+        """
+        assert params.actor_token is not None and params.requested_subject is not None
+        actor = self._verified(params.actor_token, "actor_token")
+        delegation = self._check_delegation(client, params.audience, actor)
+        scopes = self._scopes(delegation.scopes)
+        self._check_requested_subject(delegation, params.requested_subject, actor)
+        self.request.extra.update(
+            sub=params.requested_subject,
+            # The actor's login: revoking it (sign-out, a stolen laptop) ends this token too.
+            sid=actor.get("sid"),
+            not_after=int(actor["exp"]),
+            audience=params.audience,
+            scopes=scopes,
+            act=self._act_claim(client, {}, actor),
+            audit={
+                "event": "token_delegated",
+                "requested_subject": params.requested_subject,
+                "actor_token": summary(actor),
+            },
         )
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         request = self.request
         client: RegisteredClient = request.client
-        subject: Mapping[str, Any] = request.extra["subject"]
-        actor: Mapping[str, Any] | None = request.extra["actor"]
-        not_after = int(subject["exp"])
-        if actor is not None:
-            not_after = min(not_after, int(actor["exp"]))
         issued = self.server.context.tokens.mint(
-            subject=subject["sub"],
+            subject=request.extra["sub"],
             audience=request.extra["audience"],
             client_id=client.client_id,
             scopes=request.extra["scopes"],
             lifetime=self.server.context.settings.service_token_ttl,
-            not_after=not_after,
-            sid=subject.get("sid"),
+            not_after=request.extra["not_after"],
+            sid=request.extra["sid"],
             act=request.extra["act"],
+            jkt=request.dpop_jkt,
         )
         annotate(
-            event="token_exchanged",
-            subject_token=summary(subject),
+            **request.extra["audit"],
             issued={"jti": issued.jti, "aud": request.extra["audience"], "scope": issued.scope},
         )
         body = {
             "access_token": issued.access_token,
             "issued_token_type": ACCESS_TOKEN_TYPE,
-            # RFC 8693 §2.2.1: an access token usable as a bearer token.
-            "token_type": "Bearer",
+            # RFC 8693 §2.2.1 / RFC 9449 §5: Bearer, or DPoP when bound to a proof key.
+            "token_type": token_type(request.dpop_jkt),
             "expires_in": issued.expires_in,
             "scope": issued.scope,
         }
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
     def _parameters(self) -> ExchangeParameters:
-        """§2.1 request parameters, access tokens only, exactly one audience."""
+        """§2.1 request parameters (or ``requested_subject``), access tokens only, one audience."""
         request = self.request
-        subject_token = single(request, "subject_token", required=True)
-        if single(request, "subject_token_type", required=True) != ACCESS_TOKEN_TYPE:
-            raise InvalidRequestError(f"'subject_token_type' must be {ACCESS_TOKEN_TYPE}.")
+        requested_subject = single(request, "requested_subject")
+        if requested_subject is None:
+            subject_token = single(request, "subject_token", required=True)
+            if single(request, "subject_token_type", required=True) != ACCESS_TOKEN_TYPE:
+                raise InvalidRequestError(f"'subject_token_type' must be {ACCESS_TOKEN_TYPE}.")
+        else:
+            subject_token = None
+            if single(request, "subject_token") or single(request, "subject_token_type"):
+                raise InvalidRequestError(
+                    "Send either 'subject_token' or 'requested_subject', not both."
+                )
         if single(request, "requested_token_type") not in (None, ACCESS_TOKEN_TYPE):
             raise InvalidRequestError(f"Only {ACCESS_TOKEN_TYPE} can be issued.")
         if request.payload.datalist.get("resource"):
@@ -139,17 +226,14 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
             raise InvalidRequestError("'actor_token_type' given without 'actor_token'.")
         if actor_token is not None and actor_token_type != ACCESS_TOKEN_TYPE:
             raise InvalidRequestError(f"'actor_token_type' must be {ACCESS_TOKEN_TYPE}.")
-        assert subject_token is not None  # required=True
-        return ExchangeParameters(subject_token, audience_values[0], actor_token)
+        if requested_subject is not None and actor_token is None:
+            raise InvalidRequestError(
+                "'requested_subject' needs an 'actor_token': only an actor may name a subject."
+            )
+        return ExchangeParameters(subject_token, audience_values[0], actor_token, requested_subject)
 
-    def _scopes(
-        self, client: RegisteredClient, audience: str, subject: Mapping[str, Any]
-    ) -> frozenset[str]:
-        """Requested ∩ what the policy lets this subject's scopes become at ``audience``."""
-        subject_scopes = frozenset(str(subject.get("scope", "")).split())
-        grantable = client.policy.exchangeable(audience, subject_scopes)
-        if grantable is None:
-            raise InvalidTargetError(f"This client may not exchange for audience '{audience}'.")
+    def _scopes(self, grantable: frozenset[str]) -> frozenset[str]:
+        """The requested scopes (all of ``grantable`` if none), never beyond ``grantable``."""
         wanted = requested_scopes(self.request)
         if wanted is None:
             wanted = grantable
@@ -175,9 +259,10 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
 
     def _check_delegation(
         self, client: RegisteredClient, audience: str, actor: Mapping[str, Any]
-    ) -> None:
-        needed = client.policy.delegation.get(audience)
-        if needed is None:
+    ) -> DelegationPolicy:
+        """§1.1 delegation: this client may present this actor token for ``audience``."""
+        delegation = client.policy.delegation.get(audience)
+        if delegation is None:
             raise InvalidRequestError(
                 f"This client may not present an actor token for audience '{audience}'."
             )
@@ -185,10 +270,28 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
             raise InvalidRequestError("The actor token was not issued to this client.")
         if "act" in actor:
             raise InvalidRequestError("The actor token must not itself be delegated.")
+        needed = delegation.actor_scopes
         if not needed & frozenset(str(actor.get("scope", "")).split()):
             raise InvalidRequestError(
                 "The actor lacks the scope this delegation requires: " + " ".join(sorted(needed))
             )
+        return delegation
+
+    def _check_requested_subject(
+        self, delegation: DelegationPolicy, user_id: str, actor: Mapping[str, Any]
+    ) -> None:
+        """An existing user holding a role the policy lets actors act for, and not the actor.
+
+        One answer for every refusal: the endpoint does not say which ids exist.
+        """
+        roles: frozenset[str] = frozenset()
+        if len(user_id) <= MAX_USER_ID:
+            with transaction(self.server.context.db) as session:
+                user = repository.user_by_id(session, user_id)
+                if user is not None:
+                    roles = frozenset(user.roles.split())
+        if user_id == actor.get("sub") or not roles & delegation.subject_roles:
+            raise InvalidRequestError("The actor may not act for the requested subject.")
 
     @staticmethod
     def _check_may_act(

@@ -14,6 +14,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidRequestError,
     UnsupportedResponseTypeError,
 )
+from hopauth import DPoPProofValidator
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings
@@ -24,6 +25,7 @@ from ..sessions import SessionRevoker
 from ..tokens import AccessTokens
 from .client_auth import authenticate_client_secret_basic, check_single_auth_method
 from .clients import RegisteredClient, hash_secret
+from .dpop import token_type
 from .requests import ParsedRequest
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ class ServerContext:
     db: sessionmaker[Session]
     tokens: AccessTokens
     sessions: SessionRevoker
+    #: Checks DPoP proofs sent to the token endpoint (RFC 9449 §5).
+    dpop: DPoPProofValidator
     clock: Callable[[], float] = time.time
 
     def now(self) -> int:
@@ -84,7 +88,12 @@ class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         return self._clients.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: ParsedRequest) -> None:
-        """Persist the refresh token (hashed); access tokens are stateless JWTs."""
+        """Persist the refresh token (hashed); access tokens are stateless JWTs.
+
+        RFC 9449 §5: a public client's refresh token is bound to the key of
+        the DPoP proof it came with (a confidential client's is already bound
+        to its credentials).
+        """
         refresh = token.get("refresh_token")
         if not refresh:
             return
@@ -103,6 +112,7 @@ class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                     issued_at=now,
                     expires_at=now + self.context.settings.refresh_token_ttl,
                     used_at=None,
+                    dpop_jkt=request.dpop_jkt if request.client.public else None,
                 )
             )
 
@@ -128,8 +138,13 @@ class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         scope: str,
         sid: str,
         include_refresh_token: bool,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
-        """A user token (aud = the login audience) and, optionally, a refresh token."""
+        """A user token (aud = the login audience) and, optionally, a refresh token.
+
+        With ``jkt`` (a DPoP proof came with the request) the access token is
+        bound to that key (RFC 9449 §5).
+        """
         login = client.policy.login
         if login is None:
             raise RuntimeError(f"client {client.client_id} has no login policy")
@@ -140,10 +155,11 @@ class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             scopes=scope.split(),
             lifetime=self.context.settings.user_token_ttl,
             sid=sid,
+            jkt=jkt,
         )
         token: dict[str, Any] = {
             "access_token": issued.access_token,
-            "token_type": "Bearer",
+            "token_type": token_type(jkt),
             "expires_in": issued.expires_in,
             "scope": issued.scope,
         }

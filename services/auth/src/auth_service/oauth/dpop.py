@@ -1,0 +1,60 @@
+"""DPoP at the token endpoint (RFC 9449 §5): proofs checked, tokens bound.
+
+A token request may carry one ``DPoP`` header. The web layer checks it with
+hopauth's :class:`~hopauth.DPoPProofValidator` before the grant runs (the
+check is async: its ``jti`` goes to the replay cache) and puts the key's
+thumbprint on the request; every grant then binds the access token it issues
+to that key (``cnf.jkt``) and answers ``token_type: DPoP``. Without the
+header, tokens are bearer tokens as before: DPoP is the client's choice, and
+each resource server decides whether it insists (hopauth's
+``hopauth_require_dpop``).
+
+We issue no nonces (§8): proofs are limited by their ``iat`` window and a
+once-only ``jti`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from hopauth import DPoPProofValidator, InvalidDPoPProofError
+
+__all__ = ["ALGORITHMS", "BEARER", "DPOP", "confirmation", "proof_key", "token_type"]
+
+#: ``dpop_signing_alg_values_supported`` (§5.1): what the validator accepts.
+ALGORITHMS: Final = ("ES256",)
+BEARER: Final = "Bearer"
+DPOP: Final = "DPoP"
+
+
+def token_type(jkt: str | None) -> str:
+    """The ``token_type`` of a token response (RFC 9449 §5, RFC 6750 §4)."""
+    return DPOP if jkt is not None else BEARER
+
+
+async def proof_key(
+    proofs: Sequence[str], validator: DPoPProofValidator, token_endpoint: str
+) -> str | None:
+    """The thumbprint of the key of the request's DPoP proof; None without one.
+
+    ``proofs`` are the request's ``DPoP`` header values and ``token_endpoint``
+    the URL published in discovery (``htu`` is compared against it, whatever
+    Host header the request came with). No ``ath`` is expected: there is no
+    access token yet. Raises :class:`~hopauth.InvalidDPoPProofError`, which
+    the caller answers with 400 ``invalid_dpop_proof`` (§5).
+    """
+    if not proofs:
+        return None
+    if len(proofs) > 1:
+        # §4.3 point 1: not more than one DPoP header.
+        raise InvalidDPoPProofError("more than one DPoP header")
+    proof = await validator.validate(proofs[0], method="POST", url=token_endpoint)
+    return proof.jkt
+
+
+def confirmation(claims: Mapping[str, object]) -> str | None:
+    """``cnf.jkt`` of verified claims, if the token is DPoP-bound (RFC 9449 §6.1)."""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+    return jkt if isinstance(jkt, str) else None
