@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from auth_service.app import create_app
 from auth_service.db import transaction
 from auth_service.models import User
 from auth_testing import (
@@ -23,7 +24,9 @@ from auth_testing import (
     assert_oauth_error,
     claims,
     exchange,
+    free_port,
     login,
+    make_settings,
     mint,
     secret,
 )
@@ -311,3 +314,21 @@ def test_who_may_not_be_acted_for_gets_one_answer(
         response = delegate(http, carol_token, subject)
         assert_oauth_error(response, 400, "invalid_request")
         assert response.json()["error_description"] == REFUSED_SUBJECT, what
+
+
+def test_a_delegated_token_is_held_to_the_actor_chain_limit(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``max_actor_chain`` holds here too: gateway over carol is two actors."""
+    port = free_port()
+    settings = make_settings(tmp_path_factory.mktemp("auth-chain"), port, max_actor_chain=1)
+    server = ServerThread(create_app(settings), port).start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+            carol = login(http, "carol").access_token
+            alice = claims(login(http, "alice").access_token)["sub"]
+            refused = delegate(http, carol, alice)
+    finally:
+        server.stop()
+    assert_oauth_error(refused, 400, "invalid_request")
+    assert "chain too long" in refused.json()["error_description"]

@@ -185,7 +185,8 @@ async def test_the_same_order_placed_twice_charges_once(
     await publish(kafka.bootstrap, ORDER_PLACED, again.to_bytes(), key=original.key)
     await settled(kafka.bootstrap)
 
-    assert await processed(billing_database_url, again.event_id)
+    # Nothing charged, so nothing recorded (hopkit.events.NoEffect).
+    assert not await processed(billing_database_url, again.event_id)
     [invoice] = await invoices_for(billing_database_url, order["id"])
     assert invoice.event_id == placed.event_id
     assert await payment_events(kafka.bootstrap, order["id"]) == [first]
@@ -206,7 +207,8 @@ async def test_a_forged_order_placed_for_no_order_charges_nobody(
     await publish(kafka.bootstrap, ORDER_PLACED, forged.to_bytes(), key=order_id.encode())
     await settled(kafka.bootstrap)
 
-    assert await processed(billing_database_url, forged.event_id)  # handled: offset committed
+    # Handled (offset committed) but unrecorded: a genuine event with this id still counts.
+    assert not await processed(billing_database_url, forged.event_id)
     assert await invoices_for(billing_database_url, order_id) == []
     assert await payment_events(kafka.bootstrap, order_id) == []
     assert await end_offset(kafka.bootstrap, dlq(ORDER_PLACED)) == 0
@@ -302,7 +304,7 @@ async def test_new_event_ids_for_a_still_pending_order_charge_it_once(
         await publish(broker.bootstrap, ORDER_PLACED, event.to_bytes(), key=key)
     await settled(broker.bootstrap)
 
-    assert all([await processed(solo_database_url, event.event_id) for event in others])
+    assert not any([await processed(solo_database_url, event.event_id) for event in others])
     assert [x.id for x in await invoices_for(solo_database_url, order["id"])] == [invoice.id]
     assert invoice.event_id == first.event_id
     await eventually(
@@ -330,7 +332,7 @@ async def test_an_order_no_longer_pending_payment_is_not_charged(
     await publish(broker.bootstrap, ORDER_PLACED, late.to_bytes(), key=order["id"].encode())
     await settled(broker.bootstrap)
 
-    assert await processed(solo_database_url, late.event_id)  # handled: nobody charged
+    assert not await processed(solo_database_url, late.event_id)  # nobody charged: unrecorded
     assert await invoices_for(solo_database_url, order["id"]) == []
     assert await events_for(broker.bootstrap, PAYMENT_SUCCEEDED, order["id"]) == []
     assert await events_for(broker.bootstrap, PAYMENT_FAILED, order["id"]) == []

@@ -9,9 +9,11 @@ happens to events billing does not confirm is in test_payment_verification.py.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import httpx
+import pytest
 from hopkit.events import (
     ORDER_CANCELLED,
     ORDER_CONFIRMED,
@@ -201,7 +203,9 @@ def test_a_payment_that_loses_the_race_at_inventory_is_retried_and_changes_nothi
     auth: httpx.Client,
     kafka: KafkaBroker,
     alice: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     product = add_product(inventory_db, 5)
     order = place(http, alice, product, 2)
     order_id = str(order["id"])
@@ -220,14 +224,16 @@ def test_a_payment_that_loses_the_race_at_inventory_is_retried_and_changes_nothi
     cancelled = http.post(f"/orders/{order_id}/cancel", headers=bearer(alice))
     assert cancelled.status_code == 200, cancelled.text
     wait_for(
-        lambda: (
-            sqlite_count(
-                order_db, "SELECT count(*) FROM processed_events WHERE event_id = ?", paid.event_id
-            )
-            == 1
-        ),
+        lambda: "order no longer pending; event changes nothing" in caplog.text,
         timeout=30,
         what="the payment event to be handled",
+    )
+    # An event that changed nothing is not recorded (hopkit.events.NoEffect).
+    assert (
+        sqlite_count(
+            order_db, "SELECT count(*) FROM processed_events WHERE event_id = ?", paid.event_id
+        )
+        == 0
     )
     assert order_status(http, alice, order_id) == "CANCELLED"
     assert records_for(kafka.bootstrap, ORDER_CONFIRMED, order_id) == []

@@ -3,7 +3,8 @@
 Billing runs for real (its API; the tests write its records with billing's own
 repository, as its worker would). A forged event, one written straight to
 Kafka, is dropped: no status change, no stock moved, no event emitted, not
-dead-lettered, recorded as processed. Billing not answering is retried.
+dead-lettered, and not recorded as processed (so a genuine event that
+carries the same id is still applied). Billing not answering is retried.
 
 Each partition is handled in order, so once a later "marker" event for
 another order has been applied, every event published before it was seen.
@@ -111,15 +112,18 @@ def test_a_forged_payment_succeeded_confirms_nothing_and_is_dropped(
     assert reservation_status(inventory_db, unpaid["id"]) == "RESERVED"  # not sold
     assert available(inventory, product) == 2  # 5 - 2 reserved - 1 marker
     assert records_for(kafka.bootstrap, ORDER_CONFIRMED, unpaid["id"]) == []
-    # Dropped, not retried and not dead-lettered: recorded as processed, one warning.
-    assert processed(order_db, forged) == 1
+    # Dropped, not retried, not dead-lettered, one warning, and NOT recorded as processed.
+    assert processed(order_db, forged) == 0
     assert records_for(kafka.bootstrap, dlq(PAYMENT_SUCCEEDED), unpaid["id"]) == []
     [line] = drops(dropped, forged)
     assert line.type == PAYMENT_SUCCEEDED  # type: ignore[attr-defined]
     assert line.reason == "billing has no payment for the order"  # type: ignore[attr-defined]
 
-    # The real payment, when it comes, still confirms the order.
-    paid = billed(billing_db, PAYMENT_SUCCEEDED, unpaid)
+    # The real payment, when it comes, still confirms the order, even under the event id
+    # the forgery used (ids are readable by anyone on the topic; a forger may copy one).
+    paid = billed(billing_db, PAYMENT_SUCCEEDED, unpaid).model_copy(
+        update={"event_id": forged.event_id}
+    )
     publish(kafka.bootstrap, PAYMENT_SUCCEEDED, paid, key=unpaid["id"])
     wait_for(lambda: order_status(http, alice, unpaid["id"]) == "CONFIRMED", what="the payment")
     assert reservation_status(inventory_db, unpaid["id"]) == "COMMITTED"

@@ -23,6 +23,7 @@ from hopkit.events import (
     PAYMENT_FAILED,
     PAYMENT_SUCCEEDED,
     Envelope,
+    NoEffect,
     PoisonMessage,
 )
 from hopkit.logs import annotate
@@ -99,6 +100,9 @@ class BillingWorker:
         annotate(settlement=settled.outcome.value)
         if settled.invoice is not None:
             annotate(invoice_id=settled.invoice.id, customer_id=settled.invoice.customer_id)
+        if not settled.charged:
+            # Nothing stored: the event id stays unrecorded (see hopkit.events.NoEffect).
+            raise NoEffect(settled.outcome.value)
 
     async def start(self) -> None:
         """Relay at once; consume once the topics exist. Returns at once, broker or not."""

@@ -36,7 +36,7 @@ import logging
 from typing import Any
 
 from hopkit.consumer import EventConsumer, Handler, ensure_topics
-from hopkit.events import Envelope, PoisonMessage
+from hopkit.events import Envelope, NoEffect, PoisonMessage
 from hopkit.logs import annotate
 from hopkit.retry import backoff_delay
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,9 +62,11 @@ def make_handler(directory: UserDirectory, owners: Owners) -> Handler:
             stored = await service.notify_about(session, claim, owners, directory)
         except service.UnknownCustomer:
             raise PoisonMessage(UNKNOWN_CUSTOMER) from None
-        annotate(notified=stored is not None)
-        if stored is not None:
-            annotate(notification_id=stored.id)
+        if stored is None:
+            # Unconfirmed, or told already: the event id stays unrecorded
+            # (see hopkit.events.NoEffect).
+            raise NoEffect("nobody notified")
+        annotate(notified=True, notification_id=stored.id)
 
     return handle
 

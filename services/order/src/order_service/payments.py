@@ -35,7 +35,7 @@ import re
 from typing import Any
 
 from hopkit.consumer import Handler
-from hopkit.events import PAYMENT_FAILED, PAYMENT_SUCCEEDED, Envelope, PoisonMessage
+from hopkit.events import PAYMENT_FAILED, PAYMENT_SUCCEEDED, Envelope, NoEffect, PoisonMessage
 from hopkit.logs import annotate
 from hopkit.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,8 +67,8 @@ def payment_handler(inventory: Inventory, billing: Billing) -> Handler:
                 "payment event not confirmed by billing; dropped",
                 extra={"event_id": envelope.event_id, "type": record.topic, "reason": refusal},
             )
-            annotate(verified=False, dropped=refusal)
-            return
+            annotate(verified=False)
+            raise NoEffect(refusal)  # its id stays unrecorded: see hopkit.events.NoEffect
         assert payment is not None  # unconfirmed() said so
         annotate(verified=True, invoice_id=payment.invoice_id)
         try:
@@ -87,6 +87,8 @@ def payment_handler(inventory: Inventory, billing: Billing) -> Handler:
                 raise PoisonMessage(f"{problem.title} (order {order_id})") from None
             raise
         annotate(changed=changed)
+        if not changed:
+            raise NoEffect("the order already shows this payment")
 
     return handle
 

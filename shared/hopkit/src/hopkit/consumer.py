@@ -5,7 +5,9 @@ once (after a crash, a rebalance, or a relay that published twice). Each
 event's effect therefore runs in a database transaction that also records
 ``(event_id, consumer_group)`` in ``processed_events``; an event already
 recorded there is skipped. At least once plus an idempotent effect is
-effectively once.
+effectively once. A handler that finds nothing to do raises
+:class:`~hopkit.events.NoEffect`, and then nothing is recorded: a forged event
+carrying a genuine event's id must not make the genuine one a "duplicate".
 
 The record is claimed last, just before the commit, with an insert that
 does nothing when the row exists: the handler's reads and remote calls
@@ -60,12 +62,13 @@ from .events import (
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
     Envelope,
+    NoEffect,
     PoisonMessage,
     RecordHeaders,
     dlq,
     header,
 )
-from .logs import begin_annotations, end_annotations
+from .logs import annotate, begin_annotations, end_annotations
 from .retry import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -288,6 +291,9 @@ class EventConsumer:
                 return "handled", attempt
             except asyncio.CancelledError:
                 raise
+            except NoEffect as nothing:  # rolled back: the event id stays unrecorded
+                annotate(no_effect=nothing.reason)
+                return "no-effect", attempt
             except PoisonMessage as poison:  # the handler says no retry can help
                 await self._dead_letter(record, f"poison: {poison.reason}", attempts=attempt)
                 return "dead-lettered", attempt

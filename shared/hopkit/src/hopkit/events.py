@@ -80,6 +80,24 @@ class PoisonMessage(Exception):
         self.reason = reason
 
 
+class NoEffect(Exception):
+    """The handler changed nothing: the event is not recorded as processed.
+
+    Raised by a handler when the event turned out to be untrue (its owner does
+    not confirm it) or already true (nothing left to do). The consumer rolls
+    the session back, commits the offset, and neither retries nor dead-letters.
+    Not recording the ``event_id`` matters: event ids are visible to anyone
+    who can read the topic, so a forged event may carry the id of a genuine
+    one not handled yet; had the forgery's id been recorded, the genuine
+    event would later be skipped as a duplicate. Only an event that had an
+    effect is recorded, so only the effect is made idempotent.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 # A JWS/JWT in compact form: base64url('{"...') "." base64url('{"...') "." (RFC 7515 §7.1).
 _JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.")
 # "Bearer <b64token>" as in an Authorization header (RFC 6750 §2.1).

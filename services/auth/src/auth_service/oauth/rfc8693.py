@@ -124,9 +124,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
             grantable &= delegation.scopes
         scopes = self._scopes(grantable)
         act = self._act_claim(client, subject, actor)
-        depth = len(act_chain(act))
-        if depth > self.server.context.settings.max_actor_chain:
-            raise InvalidRequestError(f"Delegation chain too long ({depth} actors).")
+        self._check_depth(act)
 
         not_after = int(subject["exp"])
         audit: dict[str, Any] = {"event": "token_exchanged", "subject_token": summary(subject)}
@@ -143,6 +141,12 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
             audit=audit,
         )
 
+    def _check_depth(self, act: dict[str, Any]) -> None:
+        """At most ``max_actor_chain`` actors in a token, whichever way it was asked for."""
+        depth = len(act_chain(act))
+        if depth > self.server.context.settings.max_actor_chain:
+            raise InvalidRequestError(f"Delegation chain too long ({depth} actors).")
+
     def _validate_requested_subject(
         self, client: RegisteredClient, params: ExchangeParameters
     ) -> None:
@@ -156,6 +160,8 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         delegation = self._check_delegation(client, params.audience, actor)
         scopes = self._scopes(delegation.scopes)
         self._check_requested_subject(delegation, params.requested_subject, actor)
+        act = self._act_claim(client, {}, actor)
+        self._check_depth(act)
         self.request.extra.update(
             sub=params.requested_subject,
             # The actor's login: revoking it (sign-out, a stolen laptop) ends this token too.
@@ -163,7 +169,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
             not_after=int(actor["exp"]),
             audience=params.audience,
             scopes=scopes,
-            act=self._act_claim(client, {}, actor),
+            act=act,
             audit={
                 "event": "token_delegated",
                 "requested_subject": params.requested_subject,
