@@ -3,8 +3,9 @@
 ``order.*`` events are checked with the real order service, ``payment.*`` events
 with the real billing service (their records written with their own
 repositories). An event the owner does not confirm is dropped: nothing
-stored, one warning naming the event and the reason, recorded as processed
-(so not retried) and not dead-lettered.
+stored, one warning naming the event and the reason, not retried, not
+dead-lettered, and not recorded as processed (a genuine event carrying the
+same id must still count).
 """
 
 from __future__ import annotations

@@ -67,9 +67,9 @@ async def notify_about(
     The owning service is asked first (:mod:`notification_service.owners`) and
     the message is worded from its answer. An event it does not confirm (forged,
     or about someone else's order) tells nobody anything: a warning is logged
-    and the event counts as handled, since asking again cannot change a
-    forgery. A customer already told this about this order is not told again
-    (a copy of a true event under a new id). Raises
+    and None returned; the worker then records nothing (hopkit's NoEffect). A
+    customer already told this about this order is not told again (a copy of a
+    true event under a new id). Raises
     :class:`~notification_service.owners.OwnerUnavailable` and what
     :func:`notify` raises.
     """

@@ -14,10 +14,11 @@ Outcomes per event:
   customer has one notification of that kind about that order, however often
   the event comes and under whatever event id;
 * not confirmed by its owner (forged, or about another customer's order):
-  nobody is told, a warning names the event and the reason, and the event is
-  recorded as handled. Not retried (a forgery stays one) and not
-  dead-lettered (the DLQ holds what is worth replaying; forgeries would only
-  bury it);
+  nobody is told, a warning names the event and the reason, and the event id
+  is not recorded (:class:`~hopkit.events.NoEffect`: a forgery may carry the id
+  of a genuine event, which must still count). Not retried (a forgery stays
+  one) and not dead-lettered (the DLQ holds what is worth replaying;
+  forgeries would only bury it);
 * the directory, order or billing cannot answer (down, 5xx, refused our
   token): retried with backoff, then dead-lettered with the reason;
 * malformed (unknown type, no subject, no order id) or a subject the directory
