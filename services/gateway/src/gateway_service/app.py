@@ -13,10 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
-import redis.asyncio as redis
 from fastapi import FastAPI
 from hopauth import (
-    AccessTokenValidator,
     ClientCredentials,
     JWKSCache,
     TokenEndpoint,
@@ -24,8 +22,7 @@ from hopauth import (
 )
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
-from hopauth.redis_revocation import RedisRevocationChecker
-from hopkit import dpop, forwarding, health
+from hopkit import dpop, forwarding, health, receiving
 from hopkit.health import Check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
@@ -70,12 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
             await keys.warm()
             checks: dict[str, Check] = {}
-            store = None
-            if settings.redis_url:
-                store = redis.Redis.from_url(
-                    settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
-                )
-                resources.push_async_callback(store.aclose)
+            store = receiving.connect_redis(settings.redis_url, resources)
+            if store is not None:
                 checks["redis"] = redis_check(store)
             else:
                 log.warning(
@@ -103,12 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
             )
             app.state.settings = settings
-            app.state.hopauth_validator = AccessTokenValidator(
-                issuer=settings.issuer,
-                audience=AUDIENCE,
-                keys=keys,
-                revocation=RedisRevocationChecker(store) if store is not None else None,
-                extra_audiences=forwarding.extra_audiences(settings.propagation),
+            app.state.hopauth_validator = receiving.access_token_validator(
+                settings, AUDIENCE, keys, store
             )
             app.state.gateway = Gateway(hops, Downstream(http, settings.service_urls()))
             app.state.rate_limiter = RateLimiter(

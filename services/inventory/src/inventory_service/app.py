@@ -10,12 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
-import redis.asyncio as redis
 from fastapi import FastAPI
-from hopauth import AccessTokenValidator, JWKSCache
+from hopauth import JWKSCache
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
-from hopauth.redis_revocation import RedisRevocationChecker
-from hopkit import db, dpop, forwarding, health
+from hopkit import db, dpop, forwarding, health, receiving
 from hopkit.health import Check, database_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
@@ -51,14 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
             await keys.warm()
             checks: dict[str, Check] = {"database": database_check(engine)}
-            revocation = None
-            store: redis.Redis | None = None
-            if settings.redis_url:
-                store = redis.Redis.from_url(
-                    settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
-                )
-                resources.push_async_callback(store.aclose)
-                revocation = RedisRevocationChecker(store)
+            store = receiving.connect_redis(settings.redis_url, resources)
+            if store is not None:
                 checks["redis"] = redis_check(store)
             elif settings.is_production:
                 log.warning("HOPSHOP_REDIS_URL is not set: revoked sessions are not refused")
@@ -66,12 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.settings = settings
             app.state.db_engine = engine
             app.state.db_sessions = sessions
-            app.state.hopauth_validator = AccessTokenValidator(
-                issuer=settings.issuer,
-                audience=AUDIENCE,
-                keys=keys,
-                revocation=revocation,
-                extra_audiences=forwarding.extra_audiences(settings.propagation),
+            app.state.hopauth_validator = receiving.access_token_validator(
+                settings, AUDIENCE, keys, store
             )
             app.state.readiness_checks = checks
             # DPoP (RFC 9449): every caller is a service (order, its scheduler), so only
