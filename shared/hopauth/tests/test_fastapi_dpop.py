@@ -43,6 +43,12 @@ def build_app(static_keys: StaticKeySource, *, dpop: object, require: bool) -> F
     ) -> dict[str, Any]:
         return {"jkt": principal.confirmation_jkt, "token_length": len(token)}
 
+    @app.get("/things/{name:path}")
+    async def thing(
+        name: str, principal: Annotated[Principal, Depends(Requires("orders:read"))]
+    ) -> dict[str, str]:
+        return {"name": name}
+
     @app.get("/admin")
     async def admin(principal: Annotated[Principal, Depends(Requires("admin:write"))]) -> None:
         return None
@@ -151,6 +157,30 @@ async def test_proof_for_another_request(
     proof = key.proof(method, url, access_token=bound_token)
     response = await clients().get("/orders", headers=dpop_headers(bound_token, proof))
     assert_proof_refused(response, reason)
+
+
+@pytest.mark.parametrize("htu_path", ["/things/a%2Fb", "/things/a%2fb", "/things/%61%2Fb"])
+async def test_htu_keeps_the_percent_encoding_of_the_request(
+    clients: AppFactory, key: DPoPKey, bound_token: str, htu_path: str
+) -> None:
+    # RFC 9449 §4.3 point 9 compares with the URI as sent, up to RFC 3986 §6.2.2
+    # normalization: %2F is not "/", though the framework decodes it for routing.
+    proof = key.proof("GET", BASE + htu_path, access_token=bound_token)
+    response = await clients().get("/things/a%2Fb", headers=dpop_headers(bound_token, proof))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"name": "a/b"}
+
+
+@pytest.mark.parametrize(
+    ("htu_path", "request_path"),
+    [("/things/a/b", "/things/a%2Fb"), ("/things/a%2Fb", "/things/a/b")],
+)
+async def test_htu_with_decoded_slash_is_another_path(
+    clients: AppFactory, key: DPoPKey, bound_token: str, htu_path: str, request_path: str
+) -> None:
+    proof = key.proof("GET", BASE + htu_path, access_token=bound_token)
+    response = await clients().get(request_path, headers=dpop_headers(bound_token, proof))
+    assert_proof_refused(response, "htu does not match the request URL")
 
 
 async def test_proof_for_another_token(

@@ -280,6 +280,19 @@ async def test_htu_is_compared_normalized(
     await check(validator, forge.proof(claims=forge.claims(htu=htu)), url=request_url)
 
 
+async def test_htu_may_name_the_published_url(validator: DPoPProofValidator, forge: Forger) -> None:
+    # An authorization server reached at an internal name also accepts its published
+    # token_endpoint (RFC 8414), and nothing else.
+    received, published = "http://auth:8000/token", "https://auth.example/token"
+    for htu in (received, published):
+        proof = forge.proof(claims=forge.claims(htm="POST", htu=htu))
+        await validator.validate(proof, method="POST", url=received, published_url=published)
+    for htu in ("https://auth.example/introspect", "https://evil.example/token"):
+        proof = forge.proof(claims=forge.claims(htm="POST", htu=htu))
+        with pytest.raises(InvalidDPoPProofError, match="htu does not match"):
+            await validator.validate(proof, method="POST", url=received, published_url=published)
+
+
 def test_normalize_htu_keeps_what_matters() -> None:
     assert normalize_htu("HTTP://A.example:8080/P%2fq?x#y") == "http://a.example:8080/P%2Fq"
     assert normalize_htu("http://[::1]:80/") == "http://[::1]/"

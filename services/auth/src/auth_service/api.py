@@ -37,12 +37,17 @@ REPEATABLE = ("audience", "resource")
 INLINE_GRANTS = frozenset({"client_credentials", TOKEN_EXCHANGE})
 
 
+def token_endpoint(issuer: str) -> str:
+    """The token endpoint as published in metadata (RFC 8414 §2 ``token_endpoint``)."""
+    return f"{issuer}/token"
+
+
 def metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
     """RFC 8414 §2 authorization server metadata."""
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
-        "token_endpoint": f"{issuer}/token",
+        "token_endpoint": token_endpoint(issuer),
         "jwks_uri": f"{issuer}/jwks",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint": f"{issuer}/revoke",
@@ -109,10 +114,14 @@ async def _endpoint(
         return oauth_error(exc.status_code, "invalid_request", exc.description)
     oauth_request = _oauth_request(request, server, form)
     if name is None:
-        token_endpoint = server.context.settings.issuer + request.scope["path"]
         try:
+            # Routing matched /token, so the decoded path in request.url is the one sent
+            # (up to RFC 3986 normalization, which the validator applies).
             oauth_request.dpop_jkt = await dpop.proof_key(
-                request.headers.getlist("dpop"), server.context.dpop, token_endpoint
+                request.headers.getlist("dpop"),
+                server.context.dpop,
+                str(request.url),
+                token_endpoint(server.context.settings.issuer),
             )
         except InvalidDPoPProofError as exc:
             # RFC 9449 §5: a bad proof is a 400 invalid_dpop_proof, never a bearer token.

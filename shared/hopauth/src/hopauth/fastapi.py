@@ -24,10 +24,10 @@ DPoP (RFC 9449 §7) has one switch, ``app.state.hopauth_dpop``: a
   tokens: for internal services whose callers all hold keys. Leave it off
   where browsers' bearer tokens arrive.
 
-The URL in the proof is compared with ``request.url`` (scheme and host from
-the ``Host`` header): behind a proxy that rewrites them, let uvicorn apply
-the forwarded headers (``--proxy-headers``) so the service sees the URL the
-client called.
+The URL in the proof is compared with the URL of the request as received
+(scheme, ``Host`` header, and the path as sent, percent-encoding intact):
+behind a proxy that rewrites them, let uvicorn apply the forwarded headers
+(``--proxy-headers``) so the service sees the URL the client called.
 """
 
 from __future__ import annotations
@@ -237,6 +237,22 @@ async def bearer_token(request: Request) -> str:
     return _read_token(request, realm, _dpop(request))[1]
 
 
+def _request_uri(request: Request) -> str:
+    """The URI of the request as received, for the ``htu`` check (RFC 9449 §4.3 point 9).
+
+    ``request.url`` carries the percent-decoded path, so a proof for
+    ``/things/a%2Fb`` would be compared with ``/things/a/b`` and never match:
+    the ASGI ``raw_path`` keeps the path as sent. The validator normalizes
+    both sides (RFC 3986 §6.2.2); query and fragment are ignored.
+    """
+    raw_path = request.scope.get("raw_path")
+    if not isinstance(raw_path, bytes) or not raw_path.startswith(b"/"):
+        return str(request.url)  # raw_path is optional in ASGI
+    # The request target is ASCII (RFC 9112 §3.2); latin-1 cannot fail on stray bytes.
+    path = raw_path.decode("latin-1").split("?", 1)[0]
+    return f"{request.url.scheme}://{request.url.netloc}{path}"
+
+
 async def _check_binding(
     request: Request,
     principal: Principal,
@@ -273,7 +289,11 @@ async def _check_binding(
                 "missing DPoP proof" if not proofs else "more than one DPoP header"
             )
         await dpop.validate(
-            proofs[0], method=request.method, url=str(request.url), access_token=token, jkt=jkt
+            proofs[0],
+            method=request.method,
+            url=_request_uri(request),
+            access_token=token,
+            jkt=jkt,
         )
     except InvalidDPoPProofError as exc:
         logger.info("DPoP proof for token jti=%s refused: %s", principal.token_id, exc.reason)

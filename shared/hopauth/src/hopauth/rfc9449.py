@@ -457,15 +457,20 @@ class DPoPProofValidator:
         url: str,
         access_token: str | None = None,
         jkt: str | None = None,
+        published_url: str | None = None,
     ) -> DPoPProof:
         """Check one proof for the request ``method url`` (RFC 9449 §4.3).
 
         ``proof`` is the single ``DPoP`` header value: more than one header is
-        for the caller to refuse (point 1). With ``access_token`` (a request to
-        a resource server, §7.1) the proof must carry its ``ath``; with
-        ``jkt`` (the token's ``cnf.jkt``) it must be signed by that key.
-        Cheap checks come first; the ``jti`` is recorded only for a proof
-        that passed all the others.
+        for the caller to refuse (point 1). ``url`` is the URI of the request
+        as received, percent-encoding as sent (point 9). ``published_url`` is
+        the URL the server advertises for this endpoint (e.g. ``token_endpoint``
+        in RFC 8414 metadata), which clients are told to call: an ``htu``
+        naming it is accepted too, for when a proxy changes the URL the server
+        sees. With ``access_token`` (a request to a resource server, §7.1) the
+        proof must carry its ``ath``; with ``jkt`` (the token's ``cnf.jkt``) it
+        must be signed by that key. Cheap checks come first; the ``jti`` is
+        recorded only for a proof that passed all the others.
         """
         # Point 2: one well-formed JWT, bounded before anything is parsed.
         if len(proof) > self._max_proof_bytes:
@@ -492,7 +497,9 @@ class DPoPProofValidator:
         if not isinstance(htm, str) or htm != method:
             raise InvalidDPoPProofError("htm does not match the request method")
         htu = claims.get("htu")
-        if not isinstance(htu, str) or not _same_url(htu, url):
+        if not isinstance(htu, str) or not (
+            _same_url(htu, url) or (published_url is not None and _same_url(htu, published_url))
+        ):
             raise InvalidDPoPProofError("htu does not match the request URL")
         iat = claims.get("iat")
         if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):

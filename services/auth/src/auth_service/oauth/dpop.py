@@ -34,22 +34,29 @@ def token_type(jkt: str | None) -> str:
 
 
 async def proof_key(
-    proofs: Sequence[str], validator: DPoPProofValidator, token_endpoint: str
+    proofs: Sequence[str], validator: DPoPProofValidator, request_url: str, token_endpoint: str
 ) -> str | None:
     """The thumbprint of the key of the request's DPoP proof; None without one.
 
-    ``proofs`` are the request's ``DPoP`` header values and ``token_endpoint``
-    the URL published in discovery (``htu`` is compared against it, whatever
-    Host header the request came with). No ``ath`` is expected: there is no
-    access token yet. Raises :class:`~hopauth.InvalidDPoPProofError`, which
-    the caller answers with 400 ``invalid_dpop_proof`` (§5).
+    ``proofs`` are the request's ``DPoP`` header values. ``htu`` must name
+    ``request_url``, the URL the request was received at (§4.3 point 9: a
+    deployment reached under another name than its issuer, e.g. through
+    ``HOPSHOP_AUTH_URL``), or ``token_endpoint``, the URL published in
+    discovery: clients are told to call it, and a proxy may change the URL
+    we see. Both name this endpoint of this server, so neither lets a proof
+    made for another server or endpoint through. No ``ath`` is expected:
+    there is no access token yet. Raises
+    :class:`~hopauth.InvalidDPoPProofError`, which the caller answers with
+    400 ``invalid_dpop_proof`` (§5).
     """
     if not proofs:
         return None
     if len(proofs) > 1:
         # §4.3 point 1: not more than one DPoP header.
         raise InvalidDPoPProofError("more than one DPoP header")
-    proof = await validator.validate(proofs[0], method="POST", url=token_endpoint)
+    proof = await validator.validate(
+        proofs[0], method="POST", url=request_url, published_url=token_endpoint
+    )
     return proof.jkt
 
 
