@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +27,15 @@ from auth_testing import claims, client_credentials, exchange, login
 from billing_service import repository as billing_repository
 from billing_service.models import Invoice
 from hopkit.db import create_engine, session_factory
-from hopkit.events import Envelope, dlq
+from hopkit.events import ORDER_CONFIRMED, Envelope, dlq
 from hopkit.logs import JsonFormatter
+from notification_service import service
 from notification_service.config import Settings
+from notification_service.contacts import ContactCache
+from notification_service.directory import UserDirectory, directory_client, worker_endpoint
+from notification_service.messages import claim_from
 from notification_service.models import Base, Notification, processed_events
+from notification_service.owners import Owners, owner_clients
 from order_service import repository as order_repository
 from order_service.models import Order, OrderItem
 from sqlalchemy import func, select
@@ -362,3 +368,99 @@ async def a_payment(
     finally:
         await engine.dispose()
     return invoice.id
+
+
+# -- the worker's parts, built as app.py builds them ------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerParts:
+    owners: Owners
+    directory: UserDirectory
+    lookups: list[httpx.Request]  # every request the directory client sent, in order
+
+
+@contextlib.asynccontextmanager
+async def worker_parts(
+    settings: Settings, cache: ContactCache | None
+) -> AsyncIterator[WorkerParts]:
+    """The worker's real clients for order, billing and the directory (plain bearer tokens,
+    no Redis), with an event hook on the directory client counting its requests."""
+    lookups: list[httpx.Request] = []
+
+    async def count(request: httpx.Request) -> None:
+        lookups.append(request)
+
+    async with httpx.AsyncClient(timeout=5) as http:
+        endpoint = worker_endpoint(settings, http)
+        orders, billing = owner_clients(settings, endpoint, None)
+        async with orders, billing, directory_client(settings, http, None, endpoint=endpoint) as d:
+            d.event_hooks["request"].append(count)
+            yield WorkerParts(Owners(orders, billing), UserDirectory(d, cache), lookups)
+
+
+async def two_copies_at_once(
+    tmp: Path,
+    issuer: str,
+    bootstrap: str,
+    database_url: str,
+    http: httpx.Client,
+    shop: Shop,
+    who: Customer,
+) -> None:
+    """Two copies of one true event (different ids) handled at once tell ``who`` once.
+
+    The first copy is handled as a second consumer of the group would (during
+    a rebalance, say): the worker's own service function and clients, in a
+    transaction this test holds open. The copy goes through Kafka to the
+    running worker (whose contact cache must be off: its directory lookup is
+    the signal). Once auth logs that lookup, the worker has read "not told
+    yet"; only then does the first transaction commit. The unique index must
+    stop the worker's insert: one notification, the copy a no-effect (not
+    recorded, not dead-lettered, its offset committed).
+    """
+    order_id = await an_order(shop, who.user_id, "CONFIRMED")
+    first = event(ORDER_CONFIRMED, who.user_id, order_id)
+    copy = event(ORDER_CONFIRMED, who.user_id, order_id)  # the same news, another event id
+    trace_id = uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01".encode()
+    settings = make_settings(tmp, issuer, None, database_url=database_url, **shop.urls)
+
+    def looked_up(text: str) -> bool:
+        return any(
+            entry.get("path") == f"/users/{who.user_id}" and entry.get("trace_id") == trace_id
+            for entry in map(json.loads, text.splitlines())
+        )
+
+    engine = create_engine(database_url)
+    try:
+        with captured_logs() as logs:
+            async with (
+                worker_parts(settings, None) as parts,
+                session_factory(engine)() as session,
+            ):
+                stored_first = await service.notify_about(
+                    session, claim_from(first), parts.owners, parts.directory
+                )
+                assert stored_first is not None
+                await publish(
+                    bootstrap,
+                    ORDER_CONFIRMED,
+                    copy.to_bytes(),
+                    headers=[("traceparent", traceparent)],
+                )
+                await eventually(lambda: looked_up(logs.getvalue()), what="the copy's lookup")
+                await session.commit()
+            await eventually(lambda: drained(bootstrap, ORDER_CONFIRMED), what="the copy's commit")
+            await eventually(lambda: copy.event_id in logs.getvalue(), what="the copy's log line")
+    finally:
+        await engine.dispose()
+
+    [row] = await stored(database_url, order_id)
+    assert row["event_id"] == first.event_id
+    assert await processed(database_url, copy.event_id) == 0  # no effect: unrecorded
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    [outcome] = [x for x in lines if x.get("event_id") == copy.event_id and x.get("outcome")]
+    assert (outcome["outcome"], outcome["no_effect"]) == ("no-effect", "nobody notified")
+    assert copy.event_id.encode() not in await dead_letters(bootstrap, ORDER_CONFIRMED)
+    assert [n["id"] for n in about(notifications(http, who.token), order_id)] == [stored_first.id]

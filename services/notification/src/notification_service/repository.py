@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import CursorResult, Insert, exists, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import Notification
+from .models import TOLD_COLUMNS, Notification
 
 
 async def add(session: AsyncSession, notification: Notification) -> None:
     session.add(notification)
     # Flush now, so a constraint violation surfaces here, inside the caller's transaction.
     await session.flush()
+
+
+async def add_unless_told(session: AsyncSession, notification: Notification) -> bool:
+    """Insert a customer's ``notification``; False when they have one of that kind about
+    that order already (the unique index on recipient, order and kind said so).
+
+    ``INSERT ... ON CONFLICT (recipient, order_id, kind) DO NOTHING``: only that
+    index's conflict is absorbed, any other violation still raises. On
+    PostgreSQL a concurrent insert of the same key is waited for: it commits
+    (False here) or rolls back (inserted here). On SQLite the write lock
+    serializes the two. The transaction stays usable either way (no error,
+    no SAVEPOINT). ``notification`` is not added to the session.
+    """
+    values = {column.key: getattr(notification, column.key) for column in Notification.__table__.c}
+    result = await session.execute(_insert_unless_told(session, values))
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount) == 1
+
+
+def _insert_unless_told(session: AsyncSession, values: dict[str, object]) -> Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        statement = sqlite.insert(Notification).values(values)
+        return statement.on_conflict_do_nothing(index_elements=TOLD_COLUMNS)
+    if dialect == "postgresql":
+        pg_statement = postgresql.insert(Notification).values(values)
+        return pg_statement.on_conflict_do_nothing(index_elements=TOLD_COLUMNS)
+    # Elsewhere a duplicate fails on the index; the retry then finds the customer told.
+    return insert(Notification).values(values)  # pragma: no cover - other databases
 
 
 async def for_recipient(session: AsyncSession, recipient: str, limit: int) -> list[Notification]:

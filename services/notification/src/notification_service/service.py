@@ -69,8 +69,9 @@ async def notify_about(
     or about someone else's order) tells nobody anything: a warning is logged
     and None returned; the worker then records nothing (hopkit's NoEffect). A
     customer already told this about this order is not told again (a copy of a
-    true event under a new id). Raises
-    :class:`~notification_service.owners.OwnerUnavailable` and what
+    true event under a new id): a read spares the directory call, and the
+    unique index decides when two copies are handled at once (:func:`notify`).
+    Raises :class:`~notification_service.owners.OwnerUnavailable` and what
     :func:`notify` raises.
     """
     verdict = await owners.check(claim)
@@ -81,21 +82,23 @@ async def notify_about(
         )
         return None
     if await repository.told(session, claim.recipient, claim.order_id, claim.kind):
-        log.info(
-            "customer already told; event changes nothing",
-            extra={"event_id": claim.event_id, "type": claim.kind, "order_id": claim.order_id},
-        )
+        _already_told(claim.event_id, claim.kind, claim.order_id)
         return None
     return await notify(session, note_for(claim, verdict.facts), directory)
 
 
 async def notify(
     session: AsyncSession, note: CustomerNote, directory: UserDirectory
-) -> NotificationView:
+) -> NotificationView | None:
     """Store ``note`` for its customer, addressed to the contact the directory has for them.
 
-    Raises :class:`UnknownCustomer` when the directory has no such user, and
-    whatever the directory raises when it cannot answer now (worth a retry).
+    None when the customer has a notification of that kind about that order
+    already, though the read in :func:`notify_about` found none: a copy of the
+    event (another event id) was handled at the same time and committed first.
+    The unique index on (recipient, order_id, kind) catches that, and the
+    transaction is left unchanged. Raises :class:`UnknownCustomer` when the
+    directory has no such user, and whatever the directory raises when it
+    cannot answer now (worth a retry).
     """
     contact = await directory.contact(note.recipient)
     if contact is None:
@@ -110,8 +113,17 @@ async def notify(
         event_id=note.event_id,
         created_at=datetime.now(UTC),
     )
-    await repository.add(session, notification)
+    if not await repository.add_unless_told(session, notification):
+        _already_told(note.event_id, note.kind, note.order_id)
+        return None
     return _view(notification)
+
+
+def _already_told(event_id: str, kind: str, order_id: str) -> None:
+    log.info(
+        "customer already told; event changes nothing",
+        extra={"event_id": event_id, "type": kind, "order_id": order_id},
+    )
 
 
 def _view(row: Notification) -> NotificationView:

@@ -12,7 +12,8 @@ Outcomes per event:
 * stored: the service that owns the fact (order for ``order.*``, billing for
   ``payment.*``, :mod:`notification_service.owners`) confirms it, and the
   customer has one notification of that kind about that order, however often
-  the event comes and under whatever event id;
+  the event comes and under whatever event id, even when two copies are
+  handled at once (a unique index decides; the later copy is NoEffect);
 * not confirmed by its owner (forged, or about another customer's order):
   nobody is told, a warning names the event and the reason, and the event id
   is not recorded (:class:`~hopkit.events.NoEffect`: a forgery may carry the id
