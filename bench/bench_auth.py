@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -426,6 +426,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def write_report(
+    path: Path, report: dict[str, Any], server_cpu: int | None, load_cpu: int | None
+) -> None:
+    """``report`` as JSON at ``path``, with the machine it was measured on and when."""
+    report["machine"] = {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "server_cpu": server_cpu,
+        "loadgen_cpu": load_cpu,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+    }
+    report["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 def fmt_ms(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.2f}"
 
@@ -705,18 +723,8 @@ async def run(args: argparse.Namespace, workdir: Path, servers: list[Server]) ->
                 "access_log": args.access_log,
                 "uvicorn": "1 worker, --loop uvloop --http httptools, --no-access-log",
             },
-            "machine": {
-                "cpu_model": cpu_model(),
-                "cores": cores,
-                "server_cpu": server_cpu,
-                "loadgen_cpu": load_cpu,
-                "python": platform.python_version(),
-            },
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_report(args.json, report, server_cpu, load_cpu)
     return 0
 
 
@@ -724,38 +732,58 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_bench(
+    prog: str,
+    keep_logs: bool,
+    run: Callable[[Path, list[Server]], Coroutine[Any, Any, int]],
+    *,
+    cleanup: Callable[[], None] | None = None,
+) -> int:
+    """Run ``run(workdir, servers)`` on uvloop; stop every server it started, however it ends.
+
+    ``run`` appends each server it starts to ``servers``; ``cleanup`` stops anything else
+    (after the servers). Returns ``run``'s code, 1 when something broke, 130 when
+    interrupted. The work dir (the servers' logs) is kept after a failure or when asked.
+    """
     # So that `finally` stops the servers: SIGTERM, and SIGINT even when the shell started us
     # with it ignored (a background job).
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     servers: list[Server] = []
-    workdir = Path(tempfile.mkdtemp(prefix="bench-auth-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{prog}-"))
     ok = False
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            code = runner.run(run(args, workdir, servers))
+            code = runner.run(run(workdir, servers))
         ok = True
         return code
     except BenchError as exc:
-        print(f"bench-auth: FAILED: {exc}", file=sys.stderr)
+        print(f"{prog}: FAILED: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("bench-auth: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     finally:
         for s in servers:
             try:
                 stop(s)
             except BaseException as exc:  # keep stopping the others
-                print(f"bench-auth: could not stop {s.name}: {exc!r}", file=sys.stderr)
+                print(f"{prog}: could not stop {s.name}: {exc!r}", file=sys.stderr)
                 with contextlib.suppress(OSError):
                     s.proc.kill()
-        if ok and not args.keep_logs:
+        if cleanup is not None:
+            cleanup()
+        if ok and not keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"server logs kept in {workdir}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_bench(
+        "bench-auth", args.keep_logs, lambda workdir, servers: run(args, workdir, servers)
+    )
 
 
 if __name__ == "__main__":

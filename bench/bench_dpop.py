@@ -27,22 +27,16 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
 import redis.asyncio as aioredis
-import uvloop
 from hopauth import (
     AccessTokenValidator,
     DPoPKey,
@@ -57,38 +51,10 @@ from hopkit.testing import ValkeyServer
 if TYPE_CHECKING:
     # mypy (run from the repo root, explicit_package_bases) sees this directory as "bench";
     # at run time the script's own directory is on sys.path.
-    from bench.bench_auth import (
-        BenchError,
-        Row,
-        Server,
-        affinity,
-        basic,
-        choose_cpus,
-        cpu_model,
-        free_port,
-        print_table,
-        send_raw,
-        start_uvicorn,
-        stop,
-        wait_ready,
-    )
+    from bench import bench_auth
     from bench.loadgen import RequestSource, build_request, run_load
 else:
-    from bench_auth import (
-        BenchError,
-        Row,
-        Server,
-        affinity,
-        basic,
-        choose_cpus,
-        cpu_model,
-        free_port,
-        print_table,
-        send_raw,
-        start_uvicorn,
-        stop,
-        wait_ready,
-    )
+    import bench_auth
     from loadgen import RequestSource, build_request, run_load
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -100,7 +66,7 @@ RESOURCE_PATH = "/orders/1"
 @dataclass
 class Scenario:
     name: str
-    server: Server
+    server: bench_auth.Server
     requests: RequestSource
     check: Callable[[int, dict[str, Any]], Awaitable[None]]
 
@@ -111,11 +77,13 @@ def sample(source: RequestSource) -> bytes:
 
 async def sanity_check(scenario: Scenario) -> None:
     """One request exactly as the load generator builds it; a wrong answer stops the bench."""
-    status, body = await send_raw(scenario.server.port, sample(scenario.requests))
+    status, body = await bench_auth.send_raw(scenario.server.port, sample(scenario.requests))
     try:
         payload = json.loads(body) if body else {}
     except ValueError:
-        raise BenchError(f"{scenario.name}: response is not JSON: {body[:300]!r}") from None
+        raise bench_auth.BenchError(
+            f"{scenario.name}: response is not JSON: {body[:300]!r}"
+        ) from None
     await scenario.check(status, payload if isinstance(payload, dict) else {})
 
 
@@ -125,7 +93,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measured(scenario: Scenario, args: argparse.Namespace) -> tuple[Row, float]:
+async def measured(scenario: Scenario, args: argparse.Namespace) -> tuple[bench_auth.Row, float]:
     """Run the load; also the server's CPU µs per successful request over the measured window.
 
     CPU time per request is what the server itself spent, whoever else shares the machine;
@@ -153,12 +121,12 @@ async def measured(scenario: Scenario, args: argparse.Namespace) -> tuple[Row, f
     print(
         f"{result.summary_line(f'{scenario.name} c={args.concurrency}')}  cpu {cpu_us:.0f} µs/req"
     )
-    return Row.from_result(scenario.name, args.concurrency, result), cpu_us
+    return bench_auth.Row.from_result(scenario.name, args.concurrency, result), cpu_us
 
 
 def expect(scenario: str, ok: bool, status: int, payload: dict[str, Any]) -> None:
     if not ok:
-        raise BenchError(f"{scenario}: unexpected answer HTTP {status}: {payload}")
+        raise bench_auth.BenchError(f"{scenario}: unexpected answer HTTP {status}: {payload}")
 
 
 # --------------------------------------------------------------------------- micro-benchmarks
@@ -228,21 +196,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def run(
-    args: argparse.Namespace, workdir: Path, servers: list[Server], valkeys: list[ValkeyServer]
+    args: argparse.Namespace,
+    workdir: Path,
+    servers: list[bench_auth.Server],
+    valkeys: list[ValkeyServer],
 ) -> int:
-    server_cpu, load_cpu = choose_cpus()
+    server_cpu, load_cpu = bench_auth.choose_cpus()
     if server_cpu is not None and load_cpu is not None:
         print(f"pinning: servers -> CPU {server_cpu}; load generator + valkey -> CPU {load_cpu}")
     else:
         print("pinning: none (fewer than 2 usable CPUs)")
     # valkey beside the load generator: the servers' core measures only the services' work.
-    with affinity({load_cpu} if load_cpu is not None else None):
+    with bench_auth.affinity({load_cpu} if load_cpu is not None else None):
         valkey = ValkeyServer(workdir)
     valkeys.append(valkey)
 
-    auth_port = free_port()
+    auth_port = bench_auth.free_port()
     issuer = f"http://127.0.0.1:{auth_port}"
-    auth = start_uvicorn(
+    auth = bench_auth.start_uvicorn(
         "auth",
         "auth_service.app:create_app",
         env_extra={
@@ -257,8 +228,8 @@ async def run(
     )
     servers.append(auth)
     async with httpx.AsyncClient(timeout=30.0) as client:
-        await wait_ready(client, auth, "/healthz")
-        resource = start_uvicorn(
+        await bench_auth.wait_ready(client, auth, "/healthz")
+        resource = bench_auth.start_uvicorn(
             "resource",
             "dpop_app:create_app",
             env_extra={
@@ -267,12 +238,12 @@ async def run(
                 "DPOP_BENCH_DPOP": "on",
             },
             workdir=workdir,
-            port=free_port(),
+            port=bench_auth.free_port(),
             cpu=server_cpu,
             app_dir=BENCH_DIR,
         )
         servers.append(resource)
-        await wait_ready(client, resource, "/ping")
+        await bench_auth.wait_ready(client, resource, "/ping")
         jwks = (await client.get(f"{issuer}/jwks")).json()
     if load_cpu is not None:
         os.sched_setaffinity(0, {load_cpu})
@@ -316,7 +287,7 @@ async def run(
         return Scenario("resource dpop", resource, make, check)
 
     form = urlencode({"grant_type": "client_credentials", "audience": "order"}).encode()
-    token_headers = {"Content-Type": FORM, "Authorization": basic(*BILLING_WORKER)}
+    token_headers = {"Content-Type": FORM, "Authorization": bench_auth.basic(*BILLING_WORKER)}
 
     def token_bearer() -> Scenario:
         request = build_request("POST", "/token", auth.host_header, token_headers, form)
@@ -338,7 +309,7 @@ async def run(
 
         return Scenario("token dpop", auth, make, check)
 
-    rows: list[Row] = []
+    rows: list[bench_auth.Row] = []
     cpu_per_request: dict[str, float] = {}
     for build in ("resource bearer", "resource dpop", "token bearer", "token dpop"):
         # Fresh tokens per run: client-credentials tokens live 5 minutes.
@@ -348,10 +319,12 @@ async def run(
             scenario = resource_dpop(await get_token(key))
             # The switch is really on: the very same proof a second time is refused.
             replay = sample(scenario.requests)
-            first, _ = await send_raw(resource.port, replay)
-            again, _ = await send_raw(resource.port, replay)
+            first, _ = await bench_auth.send_raw(resource.port, replay)
+            again, _ = await bench_auth.send_raw(resource.port, replay)
             if (first, again) != (200, 401):
-                raise BenchError(f"resource dpop: replayed proof got {first} then {again}")
+                raise bench_auth.BenchError(
+                    f"resource dpop: replayed proof got {first} then {again}"
+                )
         elif build == "token bearer":
             scenario = token_bearer()
         else:
@@ -361,7 +334,9 @@ async def run(
         rows.append(row)
         for s in servers:
             if s.proc.poll() is not None:
-                raise BenchError(f"{s.name} died (code {s.proc.returncode}):\n{s.log_tail()}")
+                raise bench_auth.BenchError(
+                    f"{s.name} died (code {s.proc.returncode}):\n{s.log_tail()}"
+                )
 
     # In-process costs, on this (the load generator's) core.
     bound = await get_token(key)
@@ -377,7 +352,7 @@ async def run(
     )
     token_us = await per_token_validation(token_validator, bound, seconds)
 
-    print_table(rows)
+    bench_auth.print_table(rows)
     by_name = {r.scenario: r for r in rows}
     summary: dict[str, Any] = {}
     for what in ("resource", "token"):
@@ -403,7 +378,8 @@ async def run(
         f"(replay cache in memory), {verify_redis_us:.0f} µs (in valkey, with the round trip); "
         f"access token validation {token_us:.0f} µs"
     )
-    print(f"cpu: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
+    load = os.getloadavg()[0]
+    print(f"cpu: {bench_auth.cpu_model()}, {os.cpu_count()} cores; load average {load:.2f}")
     failed = [r for r in rows if r.error_count]
     if failed:
         print(
@@ -426,60 +402,26 @@ async def run(
                 "concurrency": args.concurrency,
                 "uvicorn": "1 worker, --loop uvloop --http httptools, --no-access-log",
             },
-            "machine": {
-                "cpu_model": cpu_model(),
-                "cores": os.cpu_count(),
-                "server_cpu": server_cpu,
-                "loadgen_cpu": load_cpu,
-                "load_average_1m": round(os.getloadavg()[0], 2),
-                "python": platform.python_version(),
-            },
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        bench_auth.write_report(args.json, report, server_cpu, load_cpu)
     return 0
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> NoReturn:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    servers: list[Server] = []
     valkeys: list[ValkeyServer] = []
-    workdir = Path(tempfile.mkdtemp(prefix="bench-dpop-"))
-    ok = False
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            code = runner.run(run(args, workdir, servers, valkeys))
-        ok = True
-        return code
-    except BenchError as exc:
-        print(f"bench-dpop: FAILED: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench-dpop: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        for s in servers:
-            try:
-                stop(s)
-            except BaseException as exc:  # keep stopping the others
-                print(f"bench-dpop: could not stop {s.name}: {exc!r}", file=sys.stderr)
-                with contextlib.suppress(OSError):
-                    s.proc.kill()
-        for v in valkeys:
+
+    def stop_valkeys() -> None:
+        for valkey in valkeys:
             with contextlib.suppress(Exception):
-                v.stop()
-        if ok and not args.keep_logs:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"server logs kept in {workdir}", file=sys.stderr)
+                valkey.stop()
+
+    return bench_auth.run_bench(
+        "bench-dpop",
+        args.keep_logs,
+        lambda workdir, servers: run(args, workdir, servers, valkeys),
+        cleanup=stop_valkeys,
+    )
 
 
 if __name__ == "__main__":

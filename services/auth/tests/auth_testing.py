@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,10 @@ def authorization_code(
     return query["code"][0], verifier
 
 
-def redeem(http: httpx.Client, code: str, verifier: str) -> httpx.Response:
+def redeem(
+    http: httpx.Client, code: str, verifier: str, proof: str | None = None
+) -> httpx.Response:
+    """The code for tokens (RFC 6749 §4.1.3, RFC 7636 §4.5); with a DPoP ``proof``, bound ones."""
     return http.post(
         "/token",
         data={
@@ -86,6 +90,7 @@ def redeem(http: httpx.Client, code: str, verifier: str) -> httpx.Response:
             "client_id": "web",
             "code_verifier": verifier,
         },
+        headers={"DPoP": proof} if proof is not None else {},
     )
 
 
@@ -140,12 +145,63 @@ def client_credentials(
     return http.post("/token", data=data, auth=secret(client_id))
 
 
+# -- tokens the services' tests stand on, each request asserted to succeed --------------
+
+
+def exchanged(
+    http: httpx.Client, client_id: str, subject_token: str, audience: str, scope: str
+) -> str:
+    """Token exchange (RFC 8693 §2.1) by ``client_id``: the token issued for ``audience``."""
+    response = exchange(http, client_id, subject_token, audience, scope)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def gateway_token(http: httpx.Client, username: str, audience: str, scope: str) -> str:
+    """Exactly what the gateway does: the user logs in (code + PKCE), the gateway exchanges."""
+    return exchanged(http, "gateway", login(http, username).access_token, audience, scope)
+
+
+def service_token(http: httpx.Client, client_id: str, audience: str, scope: str) -> str:
+    """``client_id``'s own token (client credentials, RFC 6749 §4.4) for ``audience``."""
+    response = client_credentials(http, client_id, audience, scope)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
 def claims(token: str) -> dict[str, Any]:
     """Decode without verification: the tests check what the issuer put in."""
     import jwt
 
     decoded: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     return decoded
+
+
+def tampered(token: str, subject: str = "mallory") -> str:
+    """The same JWT with another ``sub``: its signature no longer matches (RFC 7515 §5.2)."""
+    header, payload, signature = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body["sub"] = subject
+    forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def bad_token(kind: str, auth_server: Any, user_token: str, scope: str) -> str:
+    """A token every service refuses, forward mode too: 401 ``invalid_token`` (RFC 6750 §3.1).
+
+    ``forged``: ``user_token`` with another subject, so its signature no longer
+    matches; ``expired``: the running issuer's own, for the gateway with ``scope``,
+    two minutes past its ``exp``; ``junk``: not a JWT at all.
+    """
+    if kind == "forged":
+        return tampered(user_token)
+    if kind == "expired":
+        return mint(auth_server, audience="gateway", client_id="web", scopes=[scope], lifetime=-120)
+    if kind == "junk":
+        return "junk"
+    raise ValueError(f"no such bad token: {kind}")
 
 
 def assert_oauth_error(response: httpx.Response, status: int, error: str) -> None:

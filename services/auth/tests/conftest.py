@@ -11,26 +11,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from auth_service.app import create_app
-from auth_testing import ServerThread, ValkeyServer, free_port, make_settings
-
-
-@pytest.fixture(scope="session")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def auth_server(
-    tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer
-) -> Iterator[ServerThread]:
-    port = free_port()
-    settings = make_settings(tmp_path_factory.mktemp("auth"), port, redis_url=valkey.url)
-    server = ServerThread(create_app(settings), port).start()
-    yield server
-    server.stop()
+# Fixtures, registered by importing them: the real auth service, on a real valkey-server.
+from auth_fixtures import auth_server as auth_server
+from auth_testing import ServerThread
+from hopkit.testing_fixtures import valkey as valkey
 
 
 @pytest.fixture

@@ -9,7 +9,10 @@ import time
 from typing import Any
 
 import httpx
-from auth_testing import ACCESS_TOKEN_TYPE, EXCHANGE, REDIRECT_URI, secret
+from auth_testing import ACCESS_TOKEN_TYPE, EXCHANGE, secret
+
+# Re-exported: the DPoP tests redeem codes with a proof.
+from auth_testing import redeem as redeem
 from cryptography.hazmat.primitives.asymmetric import ec
 from hopauth import DPoPKey
 from jwt.algorithms import ECAlgorithm
@@ -73,20 +76,6 @@ def exchange(
             "scope": scope,
         },
         auth=secret(client_id) if client_id is not None else None,
-        headers=dpop_headers(proof),
-    )
-
-
-def redeem(http: httpx.Client, code: str, verifier: str, proof: str | None) -> httpx.Response:
-    return http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT_URI,
-            "client_id": "web",
-            "code_verifier": verifier,
-        },
         headers=dpop_headers(proof),
     )
 

@@ -9,47 +9,28 @@ attacks are plain HTTP requests replaying what a thief could capture.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from auth_testing import ServerThread, ValkeyServer, claims, login
 from fastapi import Depends, FastAPI
 from hopauth import (
-    AccessTokenValidator,
     ClientCredentials,
     ClientCredentialsAuth,
     DPoPKey,
-    DPoPProofValidator,
-    JWKSCache,
     Principal,
     TokenEndpoint,
     TokenExchangeAuth,
     TokenExchanger,
 )
-from hopauth.fastapi import Requires, install_problem_handlers
-from hopauth.redis_replay import RedisReplayCache
+from hopauth.fastapi import Requires
+from resource_testing import resource_app, token_endpoint
 
 
 def order_service(issuer: str, redis_url: str) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=5) as http:
-            store = aioredis.Redis.from_url(redis_url, socket_timeout=1)
-            keys = JWKSCache(issuer=issuer, http=http)
-            await keys.prefetch()
-            app.state.hopauth_validator = AccessTokenValidator(
-                issuer=issuer, audience="order", keys=keys
-            )
-            app.state.hopauth_dpop = DPoPProofValidator(replay_cache=RedisReplayCache(store))
-            app.state.hopauth_require_dpop = True
-            yield
-            await store.aclose()
-
-    app = FastAPI(lifespan=lifespan)
-    install_problem_handlers(app)
+    """DPoP required: only bound tokens, each request with a fresh proof."""
+    app = resource_app(issuer, redis_url, "order", dpop=True)
 
     @app.get("/orders")
     async def orders(
@@ -68,21 +49,14 @@ def order_service(issuer: str, redis_url: str) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def order(auth_server: ServerThread, valkey: ValkeyServer) -> Iterator[ServerThread]:
-    server = ServerThread(order_service(auth_server.app.state.settings.issuer, valkey.url))
-    yield server.start()
-    server.stop()
+    with ServerThread(order_service(auth_server.base_url, valkey.url)) as server:
+        yield server
 
 
 def endpoint(
     auth_server: ServerThread, http: httpx.AsyncClient, client_id: str, key: DPoPKey | None
 ) -> TokenEndpoint:
-    return TokenEndpoint(
-        token_url=f"{auth_server.app.state.settings.issuer}/token",
-        client_id=client_id,
-        client_secret=f"{client_id}-dev-secret",
-        http=http,
-        dpop_key=key,
-    )
+    return token_endpoint(auth_server.base_url, http, client_id, key)
 
 
 @pytest.fixture

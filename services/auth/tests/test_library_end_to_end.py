@@ -8,8 +8,7 @@ ClientCredentialsAuth exactly as the services will.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import httpx
@@ -18,35 +17,21 @@ import redis.asyncio as aioredis
 from auth_testing import ServerThread, ValkeyServer, claims, login
 from fastapi import Depends, FastAPI
 from hopauth import (
-    AccessTokenValidator,
     ClientCredentials,
     ClientCredentialsAuth,
-    JWKSCache,
     Principal,
     TokenEndpoint,
     TokenExchangeAuth,
     TokenExchanger,
 )
-from hopauth.fastapi import Requires, install_problem_handlers
+from hopauth.fastapi import Requires
 from hopauth.redis_cache import RedisTokenCache
-from hopauth.redis_revocation import RedisRevocationChecker
+from resource_testing import resource_app, token_endpoint
 
 
 def order_service(issuer: str, redis_url: str) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=5) as http:
-            store = aioredis.Redis.from_url(redis_url, socket_timeout=1)
-            keys = JWKSCache(issuer=issuer, http=http)
-            await keys.prefetch()
-            app.state.hopauth_validator = AccessTokenValidator(
-                issuer=issuer, audience="order", keys=keys, revocation=RedisRevocationChecker(store)
-            )
-            yield
-            await store.aclose()
-
-    app = FastAPI(lifespan=lifespan)
-    install_problem_handlers(app)
+    """Bearer tokens for "order", each checked against the revoked logins in valkey."""
+    app = resource_app(issuer, redis_url, "order", revocation=True)
 
     @app.get("/orders")
     async def orders(
@@ -67,18 +52,12 @@ def order_service(issuer: str, redis_url: str) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def order(auth_server: ServerThread, valkey: ValkeyServer) -> Iterator[ServerThread]:
-    server = ServerThread(order_service(auth_server.app.state.settings.issuer, valkey.url))
-    yield server.start()
-    server.stop()
+    with ServerThread(order_service(auth_server.base_url, valkey.url)) as server:
+        yield server
 
 
 def endpoint(auth_server: ServerThread, http: httpx.AsyncClient, client_id: str) -> TokenEndpoint:
-    return TokenEndpoint(
-        token_url=f"{auth_server.base_url}/token",
-        client_id=client_id,
-        client_secret=f"{client_id}-dev-secret",
-        http=http,
-    )
+    return token_endpoint(auth_server.base_url, http, client_id)
 
 
 async def test_a_user_call_hops_with_an_exchanged_token(

@@ -322,13 +322,12 @@ def test_a_delegated_token_is_held_to_the_actor_chain_limit(
     """``max_actor_chain`` holds here too: gateway over carol is two actors."""
     port = free_port()
     settings = make_settings(tmp_path_factory.mktemp("auth-chain"), port, max_actor_chain=1)
-    server = ServerThread(create_app(settings), port).start()
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=10) as http:
-            carol = login(http, "carol").access_token
-            alice = claims(login(http, "alice").access_token)["sub"]
-            refused = delegate(http, carol, alice)
-    finally:
-        server.stop()
+    with (
+        ServerThread(create_app(settings), port) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as http,
+    ):
+        carol = login(http, "carol").access_token
+        alice = claims(login(http, "alice").access_token)["sub"]
+        refused = delegate(http, carol, alice)
     assert_oauth_error(refused, 400, "invalid_request")
     assert "chain too long" in refused.json()["error_description"]

@@ -15,7 +15,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from auth_testing import claims, exchange, login
+from auth_testing import claims, gateway_token
 from billing_service import repository
 from billing_service.config import CONSUMER_GROUP, Settings
 from billing_service.models import Base, Invoice, processed_events
@@ -73,11 +73,7 @@ def worker_settings(
 
 def invoice_token(auth: httpx.Client, username: str) -> str:
     """The real chain: the user logs in, the gateway exchanges the token for billing."""
-    user = login(auth, username).access_token
-    response = exchange(auth, "gateway", user, "billing", "billing:read")
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
+    return gateway_token(auth, username, "billing", "billing:read")
 
 
 def subject_of(token: str) -> str:
@@ -272,11 +268,7 @@ DECLINED_CARD = "4000000000000002"
 
 def order_token(auth: httpx.Client, username: str) -> str:
     """What the gateway does for a customer's order: exchange the login token for order."""
-    user = login(auth, username).access_token
-    response = exchange(auth, "gateway", user, "order", "orders:read orders:write")
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
+    return gateway_token(auth, username, "order", "orders:read orders:write")
 
 
 def product_id(inventory: httpx.Client, sku: str) -> int:

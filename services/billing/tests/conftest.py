@@ -1,14 +1,14 @@
 """Fixtures: real valkey, a real Kafka-protocol broker (Tansu), a real auth service, billing.
 
-The auth service's own test helpers (login, exchange, client credentials) are
-reused from services/auth/tests. Every server runs on loopback: the HTTP
+The auth service's fixture and the auth, inventory and order services' own test
+helpers (login, exchange, settings) are reused from their test folders; valkey
+and the broker come from hopkit. Every server runs on loopback: the HTTP
 services in uvicorn threads of the test process, valkey and the broker as
 processes started from their wheels.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,57 +18,24 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "auth" / "tests"))
 # Appended, not prepended: the auth tests import their conftest by name (`from conftest ...`).
+sys.path.append(str(Path(__file__).parents[2] / "inventory" / "tests"))
+sys.path.append(str(Path(__file__).parents[2] / "order" / "tests"))
 sys.path.append(str(Path(__file__).parent))
 
-from auth_service.app import create_app as create_auth_app
-from auth_testing import make_settings as make_auth_settings
+# Fixtures, registered by importing them: a real valkey-server, a real Kafka-protocol
+# broker with every topic (as `hopshop up` makes them), the real auth service.
+from auth_fixtures import auth as auth
+from auth_fixtures import auth_server as auth_server
+from auth_fixtures import issuer as issuer
 from billing_service.app import create_app
 from billing_testing import make_settings, order_token, product_id, worker_settings
-from hopkit.consumer import ensure_topics
-from hopkit.events import ALL_TOPICS
 from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
+from hopkit.testing_fixtures import kafka as kafka
+from hopkit.testing_fixtures import valkey as valkey
 from inventory_service.app import create_app as create_inventory_app
-from inventory_service.config import Settings as InventorySettings
+from inventory_testing import make_settings as make_inventory_settings
 from order_service.app import create_app as create_order_app
-from order_service.config import Settings as OrderSettings
-
-
-@pytest.fixture(scope="session")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    # As `hopshop up` does: every topic and its DLQ exist before any service starts.
-    asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture(scope="session")
-def auth_server(
-    tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer
-) -> Iterator[ServerThread]:
-    port = free_port()
-    settings = make_auth_settings(tmp_path_factory.mktemp("auth"), port, redis_url=valkey.url)
-    server = ServerThread(create_auth_app(settings), port).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def issuer(auth_server: ServerThread) -> str:
-    return auth_server.base_url
-
-
-@pytest.fixture(scope="session")
-def auth(auth_server: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth_server.base_url, follow_redirects=False, timeout=10) as client:
-        yield client
+from order_testing import make_settings as make_order_settings
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +45,8 @@ def api_server(
     """Billing with its worker off: the invoice API alone (invoices added by our own code)."""
     settings = make_settings(tmp_path_factory.mktemp("billing-api"), issuer, redis_url=valkey.url)
     assert not settings.runs_worker
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -102,20 +68,12 @@ def http(api_server: ServerThread) -> Iterator[httpx.Client]:
 def inventory_server(
     tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
 ) -> Iterator[ServerThread]:
-    settings = InventorySettings.model_validate(
-        {
-            "env": "test",
-            "issuer": issuer,
-            "redis_url": valkey.url,
-            "database_url": f"sqlite:///{tmp_path_factory.mktemp('inventory') / 'inventory.db'}",
-            "json_logs": False,
-            "access_log": False,
-            "dpop": False,  # bearer tokens throughout, as in billing_testing.make_settings
-        }
+    # Bearer tokens throughout (DPoP off), as in billing_testing.make_settings.
+    settings = make_inventory_settings(
+        tmp_path_factory.mktemp("inventory"), issuer, redis_url=valkey.url
     )
-    server = ServerThread(create_inventory_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_inventory_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -136,26 +94,17 @@ def order_server(
 ) -> Iterator[ServerThread]:
     """The real order service: places orders (outbox -> order.placed), consumes payments
     (checking each with billing's record before it confirms or cancels)."""
-    settings = OrderSettings.model_validate(
-        {
-            "env": "test",
-            "issuer": issuer,
-            "redis_url": valkey.url,
-            "kafka_bootstrap": kafka.bootstrap,
-            "inventory_url": inventory_server.base_url,
-            "billing_url": f"http://127.0.0.1:{billing_port}",
-            "database_url": f"sqlite:///{tmp_path_factory.mktemp('order') / 'order.db'}",
-            "json_logs": False,
-            "access_log": False,
-            "dpop": False,  # bearer tokens throughout, as in billing_testing.make_settings
-            "outbox_poll_interval": 0.2,
-            "consumer_session_timeout_ms": 1000,
-            "run_expiry_scheduler": False,
-        }
+    # Bearer tokens (DPoP off), a fast outbox and consumer group: order_testing.make_settings.
+    settings = make_order_settings(
+        tmp_path_factory.mktemp("order"),
+        issuer,
+        redis_url=valkey.url,
+        kafka_bootstrap=kafka.bootstrap,
+        inventory_url=inventory_server.base_url,
+        billing_url=f"http://127.0.0.1:{billing_port}",
     )
-    server = ServerThread(create_order_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_order_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -189,24 +138,18 @@ def still_orders(
     Its order.placed events stay in its outbox; the tests publish order.placed
     themselves, and no payment event ever moves an order out of PENDING_PAYMENT.
     """
-    settings = OrderSettings.model_validate(
-        {
-            "env": "test",
-            "issuer": issuer,
-            "redis_url": valkey.url,
-            "inventory_url": inventory_server.base_url,
-            "database_url": f"sqlite:///{tmp_path_factory.mktemp('order-still') / 'order.db'}",
-            "json_logs": False,
-            "access_log": False,
-            "dpop": False,  # bearer tokens throughout, as in billing_testing.make_settings
-            "run_expiry_scheduler": False,
-        }
+    settings = make_order_settings(
+        tmp_path_factory.mktemp("order-still"),
+        issuer,
+        redis_url=valkey.url,
+        inventory_url=inventory_server.base_url,
     )
     assert settings.kafka_bootstrap is None
-    server = ServerThread(create_order_app(settings)).start()
-    with httpx.Client(base_url=server.base_url, timeout=15) as client:
+    with (
+        ServerThread(create_order_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=15) as client,
+    ):
         yield client
-    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -226,9 +169,8 @@ def billing_server(
         order_url=order_server.base_url,
         redis_url=valkey.url,
     )
-    server = ServerThread(create_app(settings), billing_port).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings), billing_port) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

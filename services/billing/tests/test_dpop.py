@@ -30,11 +30,9 @@ from dpop_testing import assert_dpop_refused, bound_exchange, with_proof
 from hopauth import DPoPKey, TokenEndpoint
 from hopkit.testing import ServerThread, ValkeyServer
 from inventory_service.app import create_app as create_inventory_app
-from inventory_service.config import Settings as InventorySettings
+from inventory_testing import make_settings as make_inventory_settings
 from order_service.app import create_app as create_order_app
-from order_service.config import Settings as OrderSettings
-
-QUIET = {"env": "test", "json_logs": False, "access_log": False}
+from order_testing import make_settings as make_order_settings
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +40,9 @@ def billing(
     tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("billing-dpop")
-    server = ServerThread(create_app(make_settings(tmp, issuer, redis_url=valkey.url, dpop=True)))
-    yield server.start()
-    server.stop()
+    settings = make_settings(tmp, issuer, redis_url=valkey.url, dpop=True)
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -105,31 +103,15 @@ def test_a_replayed_proof_is_refused(
 def shop(
     tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
 ) -> Iterator[tuple[ServerThread, ServerThread]]:
-    """Inventory and order as in the stack (DPoP on, the default), without Kafka."""
+    """Inventory and order as in the stack (DPoP on), without Kafka."""
     tmp = tmp_path_factory.mktemp("shop-dpop")
-    common = {**QUIET, "issuer": issuer, "redis_url": valkey.url}
-    inventory = ServerThread(
-        create_inventory_app(
-            InventorySettings.model_validate(
-                {**common, "database_url": f"sqlite:///{tmp / 'inventory.db'}"}
-            )
+    inventory_settings = make_inventory_settings(tmp, issuer, redis_url=valkey.url, dpop=True)
+    with ServerThread(create_inventory_app(inventory_settings)) as inventory:
+        order_settings = make_order_settings(
+            tmp, issuer, redis_url=valkey.url, inventory_url=inventory.base_url, dpop=True
         )
-    ).start()
-    order = ServerThread(
-        create_order_app(
-            OrderSettings.model_validate(
-                {
-                    **common,
-                    "database_url": f"sqlite:///{tmp / 'order.db'}",
-                    "inventory_url": inventory.base_url,
-                    "run_expiry_scheduler": False,
-                }
-            )
-        )
-    ).start()
-    yield inventory, order
-    order.stop()
-    inventory.stop()
+        with ServerThread(create_order_app(order_settings)) as order:
+            yield inventory, order
 
 
 @pytest.fixture(scope="module")

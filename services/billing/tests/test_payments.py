@@ -11,7 +11,7 @@ import uuid
 
 import httpx
 import pytest
-from auth_testing import client_credentials, mint
+from auth_testing import client_credentials, mint, service_token
 from billing_testing import (
     add_invoice,
     assert_problem,
@@ -23,10 +23,7 @@ from hopkit.testing import ServerThread
 
 
 def verify_token(auth: httpx.Client, client_id: str) -> str:
-    response = client_credentials(auth, client_id, "billing", "payments:verify")
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
+    return service_token(auth, client_id, "billing", "payments:verify")
 
 
 @pytest.fixture(scope="module")

@@ -52,9 +52,8 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    yield broker
-    broker.stop()
+    with KafkaBroker() as broker:
+        yield broker
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +73,11 @@ def pg_billing(
         redis_url=valkey.url,
         database_url=postgres_url,
     )
-    server = ServerThread(create_app(settings)).start()
-    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
         yield client
-    server.stop()
 
 
 async def test_migrated_schema_matches_the_models(

@@ -250,9 +250,8 @@ async def test_alice_sees_her_invoice_through_an_exchanged_token_and_bob_does_no
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    yield broker
-    broker.stop()
+    with KafkaBroker() as broker:
+        yield broker
 
 
 @pytest.fixture(scope="module")
@@ -271,9 +270,8 @@ def solo(
         order_url=str(still_orders.base_url),
         redis_url=valkey.url,
     )
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

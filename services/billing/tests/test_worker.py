@@ -35,9 +35,8 @@ from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    yield broker
-    broker.stop()
+    with KafkaBroker() as broker:
+        yield broker
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +51,8 @@ def lonely(
         order_url=f"http://127.0.0.1:{free_port()}",
         redis_url=valkey.url,
     )
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 Real valkey, a real Kafka-protocol broker (Tansu), and the auth, inventory,
 order, billing and notification services in uvicorn threads, each on its own
-SQLite file, with their Kafka workers running.
+SQLite file, with their Kafka workers running (shop_testing).
 
 Nothing behind the gateway is faked: a service that is "down" is a port where
 nothing listens, a "hung" one a socket that never answers.
@@ -10,7 +10,6 @@ nothing listens, a "hung" one a socket that never answers.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,207 +21,46 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "auth" / "tests"))
 # Appended, not prepended: the auth tests import their conftest by name (`from conftest ...`).
 sys.path.append(str(Path(__file__).parent))
 
-from auth_service.app import create_app as create_auth_app
+# Fixtures, registered by importing them: a real valkey-server, a real Kafka-protocol
+# broker with every topic (as `hopshop up` makes them), the real auth service.
+from auth_fixtures import auth as auth
+from auth_fixtures import auth_server as auth_server
+from auth_fixtures import issuer as issuer
 from auth_testing import Login, login
-from auth_testing import make_settings as make_auth_settings
-from billing_service.app import create_app as create_billing_app
-from billing_service.config import Settings as BillingSettings
 from gateway_service.app import create_app
 from gateway_testing import StartGateway, make_settings
-from hopkit.consumer import ensure_topics
-from hopkit.events import ALL_TOPICS
-from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
-from inventory_service.app import create_app as create_inventory_app
-from inventory_service.config import Settings as InventorySettings
-from notification_service.app import create_app as create_notification_app
-from notification_service.config import Settings as NotificationSettings
-from order_service.app import create_app as create_order_app
-from order_service.config import Settings as OrderSettings
+from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer
+from hopkit.testing_fixtures import kafka as kafka
+from hopkit.testing_fixtures import valkey as valkey
+from shop_testing import Shop, running_shop
 
 #: Test settings every service shares: plain logs (pytest captures them), the access
-#: log on (the trace tests read it), and Kafka consumers that join and retry quickly.
+#: log on (the trace tests read it); DPoP on, as in the stack.
 COMMON: dict[str, object] = {"env": "test", "json_logs": False, "access_log": True}
 
 
 @pytest.fixture(scope="session")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def auth_server(
-    tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer
-) -> Iterator[ServerThread]:
-    port = free_port()
-    settings = make_auth_settings(tmp_path_factory.mktemp("auth"), port, redis_url=valkey.url)
-    server = ServerThread(create_auth_app(settings), port).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def issuer(auth_server: ServerThread) -> str:
-    return auth_server.base_url
-
-
-@pytest.fixture(scope="session")
-def auth(auth_server: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth_server.base_url, follow_redirects=False, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture(scope="session")
-def inventory_server(
-    tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
-) -> Iterator[ServerThread]:
-    tmp = tmp_path_factory.mktemp("inventory")
-    settings = InventorySettings.model_validate(
-        {
-            **COMMON,
-            "issuer": issuer,
-            "redis_url": valkey.url,
-            "database_url": f"sqlite:///{tmp / 'inventory.db'}",
-        }
-    )
-    server = ServerThread(create_inventory_app(settings)).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture(scope="session")
-def billing_port() -> int:
-    """Billing's port, known before it starts: order asks billing about payment events and
-    billing asks order about placed orders, so one must know the other's address first."""
-    return free_port()
-
-
-@pytest.fixture(scope="session")
-def order_server(
-    tmp_path_factory: pytest.TempPathFactory,
-    issuer: str,
-    valkey: ValkeyServer,
-    kafka: KafkaBroker,
-    inventory_server: ServerThread,
-    billing_port: int,
-) -> Iterator[ServerThread]:
-    tmp = tmp_path_factory.mktemp("order")
-    settings = OrderSettings.model_validate(
-        {
-            **COMMON,
-            "issuer": issuer,
-            "redis_url": valkey.url,
-            "kafka_bootstrap": kafka.bootstrap,
-            "database_url": f"sqlite:///{tmp / 'order.db'}",
-            "inventory_url": inventory_server.base_url,
-            "billing_url": f"http://127.0.0.1:{billing_port}",
-            "outbox_poll_interval": 0.2,
-            "consumer_session_timeout_ms": 1000,
-            "run_expiry_scheduler": False,
-        }
-    )
-    server = ServerThread(create_order_app(settings)).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def billing_server(
-    tmp_path_factory: pytest.TempPathFactory,
-    issuer: str,
-    valkey: ValkeyServer,
-    kafka: KafkaBroker,
-    order_server: ServerThread,
-    billing_port: int,
-) -> Iterator[ServerThread]:
-    tmp = tmp_path_factory.mktemp("billing")
-    settings = BillingSettings.model_validate(
-        {
-            **COMMON,
-            "issuer": issuer,
-            "redis_url": valkey.url,
-            "kafka_bootstrap": kafka.bootstrap,
-            "database_url": f"sqlite:///{tmp / 'billing.db'}",
-            "order_url": order_server.base_url,
-            "worker": True,
-            "worker_backoff_first": 0.05,
-            "worker_backoff_max": 0.5,
-            "outbox_poll_interval": 0.2,
-            "kafka_session_timeout_ms": 1000,
-            "kafka_heartbeat_interval_ms": 200,
-        }
-    )
-    server = ServerThread(create_billing_app(settings), billing_port).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def notification_server(
-    tmp_path_factory: pytest.TempPathFactory,
-    issuer: str,
-    valkey: ValkeyServer,
-    kafka: KafkaBroker,
-    order_server: ServerThread,
-    billing_server: ServerThread,
-) -> Iterator[ServerThread]:
-    tmp = tmp_path_factory.mktemp("notification")
-    settings = NotificationSettings.model_validate(
-        {
-            **COMMON,
-            "issuer": issuer,
-            "redis_url": valkey.url,
-            "kafka_bootstrap": kafka.bootstrap,
-            "database_url": f"sqlite:///{tmp / 'notification.db'}",
-            # Where the worker checks each event before it tells anyone.
-            "order_url": order_server.base_url,
-            "billing_url": billing_server.base_url,
-            "worker_enabled": True,
-            "consumer_session_timeout_ms": 1000,
-            "consumer_heartbeat_interval_ms": 200,
-            "consumer_backoff_first": 0.05,
-            "consumer_backoff_max": 0.5,
-        }
-    )
-    server = ServerThread(create_notification_app(settings)).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def service_urls(
-    inventory_server: ServerThread,
-    order_server: ServerThread,
-    billing_server: ServerThread,
-    notification_server: ServerThread,
-) -> dict[str, str]:
-    """Where the gateway finds each service."""
-    return {
-        "inventory_url": inventory_server.base_url,
-        "order_url": order_server.base_url,
-        "billing_url": billing_server.base_url,
-        "notification_url": notification_server.base_url,
+def shop(
+    tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer, kafka: KafkaBroker
+) -> Iterator[Shop]:
+    """inventory, order, billing and notification, with their workers, in exchange mode."""
+    common = {
+        **COMMON,
+        "issuer": issuer,
+        "redis_url": valkey.url,
+        "kafka_bootstrap": kafka.bootstrap,
     }
+    with running_shop(tmp_path_factory.mktemp("shop"), common) as shop:
+        yield shop
 
 
 @pytest.fixture(scope="session")
-def start_gateway(
-    issuer: str, valkey: ValkeyServer, service_urls: dict[str, str]
-) -> Iterator[StartGateway]:
+def start_gateway(issuer: str, valkey: ValkeyServer, shop: Shop) -> Iterator[StartGateway]:
     """Start a gateway with the test settings plus ``overrides``; all stop at the end."""
     started: list[ServerThread] = []
 
     def start(**overrides: object) -> ServerThread:
-        settings = make_settings(issuer, redis_url=valkey.url, **{**service_urls, **overrides})
+        settings = make_settings(issuer, redis_url=valkey.url, **{**shop.urls, **overrides})
         server = ServerThread(create_app(settings)).start()
         started.append(server)
         return server

@@ -6,18 +6,16 @@ import re
 
 import httpx
 from gateway_testing import TRACE_ID, TRACEPARENT, access_lines
-from hopkit.testing import ServerThread
+from shop_testing import Shop
 
 
-def test_products_come_from_inventory_without_a_token(
-    http: httpx.Client, inventory_server: ServerThread
-) -> None:
+def test_products_come_from_inventory_without_a_token(http: httpx.Client, shop: Shop) -> None:
     response = http.get("/api/products")
     assert response.status_code == 200, response.text
     products = response.json()
     assert products, "the demo catalogue is seeded"
     assert set(products[0]) == {"id", "sku", "name", "price_cents", "currency", "available"}
-    direct = httpx.get(f"{inventory_server.base_url}/products").json()
+    direct = httpx.get(f"{shop.inventory.base_url}/products").json()
     assert products == direct
 
 

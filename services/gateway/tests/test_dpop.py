@@ -21,17 +21,13 @@ from gateway_testing import StartGateway, bearer
 from hopauth import DPoPKey
 from hopauth.rfc9449 import access_token_hash
 from hopkit.testing import ServerThread
+from shop_testing import Shop
 
 
 def test_every_service_behind_the_gateway_requires_dpop(
-    http: httpx.Client,
-    gateway: ServerThread,
-    inventory_server: ServerThread,
-    order_server: ServerThread,
-    billing_server: ServerThread,
-    notification_server: ServerThread,
+    http: httpx.Client, gateway: ServerThread, shop: Shop
 ) -> None:
-    for service in (inventory_server, order_server, billing_server, notification_server):
+    for service in shop.servers:
         assert service.app.state.hopauth_dpop is not None
         assert service.app.state.hopauth_require_dpop is True
     # The gateway checks proofs of bound tokens, but takes browsers' bearer tokens too.

@@ -9,33 +9,19 @@ response.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
 import logging
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
-from auth_testing import claims, login, mint
-from billing_service.app import create_app as create_billing_app
-from billing_service.config import Settings as BillingSettings
+from auth_testing import bad_token, claims, login, mint
 from gateway_service.app import create_app
 from gateway_testing import assert_problem, bearer, make_settings
-from hopkit.consumer import ensure_topics
 from hopkit.events import ALL_TOPICS
-from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
-from inventory_service.app import create_app as create_inventory_app
-from inventory_service.config import Settings as InventorySettings
-from notification_service.app import create_app as create_notification_app
-from notification_service.config import Settings as NotificationSettings
-from order_service.app import create_app as create_order_app
-from order_service.config import Settings as OrderSettings
+from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, eventually
+from shop_testing import running_shop
 
-T = TypeVar("T")
 MODE = "x-hopshop-mode"
 FORWARD: dict[str, object] = {
     "env": "test",
@@ -60,72 +46,6 @@ def caplog_module() -> Iterator[list[logging.LogRecord]]:
     logging.getLogger().removeHandler(handler)
 
 
-def start_forward_shop(
-    tmp: Path, issuer: str, valkey: ValkeyServer, bootstrap: str
-) -> list[ServerThread]:
-    """inventory, order, billing and notification in forward mode, with their workers."""
-    common = {**FORWARD, "issuer": issuer, "redis_url": valkey.url, "kafka_bootstrap": bootstrap}
-    billing_port = free_port()  # order asks billing about payment events, billing asks order
-    inventory = ServerThread(
-        create_inventory_app(
-            InventorySettings.model_validate(
-                {**common, "database_url": f"sqlite:///{tmp / 'inventory.db'}"}
-            )
-        )
-    ).start()
-    order = ServerThread(
-        create_order_app(
-            OrderSettings.model_validate(
-                {
-                    **common,
-                    "database_url": f"sqlite:///{tmp / 'order.db'}",
-                    "inventory_url": inventory.base_url,
-                    "billing_url": f"http://127.0.0.1:{billing_port}",
-                    "outbox_poll_interval": 0.2,
-                    "consumer_session_timeout_ms": 1000,
-                    "run_expiry_scheduler": False,
-                }
-            )
-        )
-    ).start()
-    billing = ServerThread(
-        create_billing_app(
-            BillingSettings.model_validate(
-                {
-                    **common,
-                    "database_url": f"sqlite:///{tmp / 'billing.db'}",
-                    "order_url": order.base_url,
-                    "worker": True,
-                    "worker_backoff_first": 0.05,
-                    "worker_backoff_max": 0.5,
-                    "outbox_poll_interval": 0.2,
-                    "kafka_session_timeout_ms": 1000,
-                    "kafka_heartbeat_interval_ms": 200,
-                }
-            )
-        ),
-        billing_port,
-    ).start()
-    notification = ServerThread(
-        create_notification_app(
-            NotificationSettings.model_validate(
-                {
-                    **common,
-                    "database_url": f"sqlite:///{tmp / 'notification.db'}",
-                    "order_url": order.base_url,
-                    "billing_url": billing.base_url,
-                    "worker_enabled": True,
-                    "consumer_session_timeout_ms": 1000,
-                    "consumer_heartbeat_interval_ms": 200,
-                    "consumer_backoff_first": 0.05,
-                    "consumer_backoff_max": 0.5,
-                }
-            )
-        )
-    ).start()
-    return [inventory, order, billing, notification]
-
-
 @pytest.fixture(scope="module")
 def forwarding(
     tmp_path_factory: pytest.TempPathFactory,
@@ -133,51 +53,24 @@ def forwarding(
     valkey: ValkeyServer,
     caplog_module: list[logging.LogRecord],
 ) -> Iterator[httpx.Client]:
-    """The forward-mode gateway in front of the forward-mode shop."""
-    broker = KafkaBroker()
-    asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
-    servers: list[ServerThread] = []
-    try:
-        servers = start_forward_shop(
-            tmp_path_factory.mktemp("forward-shop"), issuer, valkey, broker.bootstrap
-        )
-        inventory, order, billing, notification = servers
-        settings = make_settings(
-            issuer,
-            redis_url=valkey.url,
-            propagation="forward",
-            inventory_url=inventory.base_url,
-            order_url=order.base_url,
-            billing_url=billing.base_url,
-            notification_url=notification.base_url,
-        )
-        servers.append(ServerThread(create_app(settings)).start())
-        with httpx.Client(base_url=servers[-1].base_url, timeout=30) as client:
-            yield client
-    finally:
-        for server in reversed(servers):
-            server.stop()
-        broker.stop()
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    """Poll until ``probe`` returns something: payment goes through Kafka."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def tampered(token: str) -> str:
-    """The same token with another subject: its signature no longer matches."""
-    header, payload, signature = token.split(".")
-    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    body["sub"] = "mallory"
-    forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
-    return f"{header}.{forged}.{signature}"
+    """The forward-mode gateway in front of a forward-mode shop on a broker of its own."""
+    with KafkaBroker() as broker:
+        broker.create_topics(ALL_TOPICS)
+        common = {
+            **FORWARD,
+            "issuer": issuer,
+            "redis_url": valkey.url,
+            "kafka_bootstrap": broker.bootstrap,
+        }
+        with running_shop(tmp_path_factory.mktemp("forward-shop"), common) as shop:
+            settings = make_settings(
+                issuer, redis_url=valkey.url, propagation="forward", **shop.urls
+            )
+            with (
+                ServerThread(create_app(settings)) as gateway,
+                httpx.Client(base_url=gateway.base_url, timeout=30) as client,
+            ):
+                yield client
 
 
 def test_start_up_warns_loudly_in_every_service(
@@ -265,13 +158,7 @@ def test_every_response_says_so(forwarding: httpx.Client, method: str, path: str
 def test_bad_tokens_are_still_refused(
     forwarding: httpx.Client, auth_server: ServerThread, auth: httpx.Client, kind: str
 ) -> None:
-    token = {
-        "junk": lambda: "junk",
-        "forged": lambda: tampered(login(auth, "alice").access_token),
-        "expired": lambda: mint(
-            auth_server, audience="gateway", client_id="web", scopes=["orders:read"], lifetime=-120
-        ),
-    }[kind]()
+    token = bad_token(kind, auth_server, login(auth, "alice").access_token, "orders:read")
     response = forwarding.get("/api/orders", headers=bearer(token))
     assert_problem(response, 401, "urn:hopauth:problem:invalid-token")
     assert response.headers[MODE] == "vulnerable-forwarding"

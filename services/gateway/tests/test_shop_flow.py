@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -24,8 +24,8 @@ from gateway_testing import (
     assert_problem,
     bearer,
 )
+from hopkit.testing import eventually
 
-T = TypeVar("T")
 PAYS = "4242424242424242"
 DECLINED = "4000000000000002"
 
@@ -45,17 +45,6 @@ def capture_all() -> Iterator[list[str]]:
         yield lines
     finally:
         logging.getLogger().removeHandler(handler)
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    """Poll until ``probe`` returns something: payment and notification go through Kafka."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Fixtures: a real valkey, a real auth service and the inventory service, on loopback.
 
-The auth service's own test helpers (login, exchange, client credentials)
-are reused from services/auth/tests.
+The auth service's fixture and its test helpers (login, exchange, client
+credentials) are reused from services/auth/tests, valkey from hopkit.
 """
 
 from __future__ import annotations
@@ -17,40 +17,15 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "auth" / "tests"))
 # Appended, not prepended: the auth tests import their conftest by name (`from conftest ...`).
 sys.path.append(str(Path(__file__).parent))
 
-from auth_service.app import create_app as create_auth_app
-from auth_testing import make_settings as make_auth_settings
-from hopkit.testing import ServerThread, ValkeyServer, free_port
+# Fixtures, registered by importing them: a real valkey-server, the real auth service.
+from auth_fixtures import auth as auth
+from auth_fixtures import auth_server as auth_server
+from auth_fixtures import issuer as issuer
+from auth_testing import service_token
+from hopkit.testing import ServerThread, ValkeyServer
+from hopkit.testing_fixtures import valkey as valkey
 from inventory_service.app import create_app
-from inventory_testing import make_settings, reserve_token, service_token
-
-
-@pytest.fixture(scope="session")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def auth_server(
-    tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer
-) -> Iterator[ServerThread]:
-    port = free_port()
-    settings = make_auth_settings(tmp_path_factory.mktemp("auth"), port, redis_url=valkey.url)
-    server = ServerThread(create_auth_app(settings), port).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def issuer(auth_server: ServerThread) -> str:
-    return auth_server.base_url
-
-
-@pytest.fixture(scope="session")
-def auth(auth_server: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth_server.base_url, follow_redirects=False, timeout=10) as client:
-        yield client
+from inventory_testing import make_settings, reserve_token
 
 
 @pytest.fixture(scope="session")
@@ -58,9 +33,8 @@ def inventory_server(
     tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
 ) -> Iterator[ServerThread]:
     settings = make_settings(tmp_path_factory.mktemp("inventory"), issuer, redis_url=valkey.url)
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from auth_testing import client_credentials, exchange, login
+from auth_testing import exchanged, gateway_token
 from hopkit.db import create_engine, session_factory
 from inventory_service.config import Settings
 from inventory_service.models import Base
@@ -58,22 +58,8 @@ def add_product(database_url: str, quantity: int, price_cents: int = 1000) -> in
 
 def reserve_token(auth: httpx.Client, username: str = "alice") -> str:
     """The real chain: user logs in -> gateway exchanges for order -> order exchanges for us."""
-    user = login(auth, username).access_token
-    at_order = exchange(auth, "gateway", user, "order", "orders:write")
-    assert at_order.status_code == 200, at_order.text
-    at_inventory = exchange(
-        auth, "order", at_order.json()["access_token"], "inventory", "inventory:reserve"
-    )
-    assert at_inventory.status_code == 200, at_inventory.text
-    token: str = at_inventory.json()["access_token"]
-    return token
-
-
-def service_token(auth: httpx.Client, client_id: str, audience: str, scope: str) -> str:
-    response = client_credentials(auth, client_id, audience, scope)
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
+    at_order = gateway_token(auth, username, "order", "orders:write")
+    return exchanged(auth, "order", at_order, "inventory", "inventory:reserve")
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from auth_testing import claims, client_credentials, exchange, login, mint
+from auth_testing import claims, client_credentials, exchange, login, mint, service_token
 from hopkit.testing import ServerThread
 from inventory_testing import (
     add_product,
@@ -12,7 +12,6 @@ from inventory_testing import (
     available,
     bearer,
     reservation,
-    service_token,
 )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
-from auth_testing import exchange, login
+from auth_testing import gateway_token
 from dpop_testing import (
     assert_dpop_refused,
     bound_client_credentials,
@@ -33,9 +33,8 @@ def inventory(
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("inventory-dpop")
     settings = make_settings(tmp, issuer, redis_url=valkey.url, dpop=True)
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +55,8 @@ def order_key() -> DPoPKey:
 @pytest.fixture(scope="module")
 def bound_reserver(auth: httpx.Client, order_key: DPoPKey) -> str:
     """alice's token, exchanged by gateway for order, then by order (with its key) for us."""
-    at_order = exchange(auth, "gateway", login(auth, "alice").access_token, "order", "orders:write")
-    assert at_order.status_code == 200, at_order.text
-    subject = at_order.json()["access_token"]
-    return bound_exchange(auth, order_key, "order", subject, "inventory", "inventory:reserve")
+    at_order = gateway_token(auth, "alice", "order", "orders:write")
+    return bound_exchange(auth, order_key, "order", at_order, "inventory", "inventory:reserve")
 
 
 def test_a_bound_token_with_its_proof_reserves(

@@ -6,13 +6,11 @@ exchange-mode server, where it fails: the weakening is forward mode's alone.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from auth_testing import login, mint
+from auth_testing import bad_token, login, mint
 from hopkit.testing import ServerThread, ValkeyServer
 from inventory_service.app import create_app
 from inventory_testing import add_product, assert_problem, available, bearer, make_settings
@@ -31,9 +29,8 @@ def forward_server(
         redis_url=valkey.url,
         propagation="forward",
     )
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +53,6 @@ def product(database_url: str) -> int:
 def user_token(auth: httpx.Client) -> str:
     """alice's own login token: aud=gateway, client web, orders:write, no act."""
     return login(auth, "alice").access_token
-
-
-def tampered(token: str) -> str:
-    """The same token with another subject: its signature no longer matches."""
-    header, payload, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    claims["sub"] = "mallory"
-    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    return f"{header}.{forged}.{signature}"
 
 
 def test_a_users_gateway_token_reserves_stock(
@@ -140,13 +128,7 @@ def test_bad_tokens_are_still_refused(
     forward_product: int,
     kind: str,
 ) -> None:
-    token = {
-        "forged": tampered(user_token),
-        "expired": mint(
-            auth_server, audience="gateway", client_id="web", scopes=["orders:write"], lifetime=-120
-        ),
-        "junk": "junk",
-    }[kind]
+    token = bad_token(kind, auth_server, user_token, "orders:write")
     response = forward.post(
         "/reservations", json=reservation_body("fwd-4", (forward_product, 1)), headers=bearer(token)
     )

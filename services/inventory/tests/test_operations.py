@@ -26,27 +26,25 @@ def test_healthz_and_readyz(http: httpx.Client) -> None:
 def test_readyz_reports_an_unreachable_redis(tmp_path: Path, issuer: str) -> None:
     dead_redis = "redis://127.0.0.1:9/0"  # discard port: nothing answers
     settings = make_settings(tmp_path, issuer, redis_url=dead_redis, seed_demo_products=False)
-    server = ServerThread(create_app(settings)).start()
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=10) as client:
-            ready = client.get("/readyz")
-            assert ready.status_code == 503
-            assert ready.json()["checks"] == {"database": "ok", "redis": "unreachable"}
-            assert client.get("/products").json() == []  # not seeded when told not to
-    finally:
-        server.stop()
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"database": "ok", "redis": "unreachable"}
+        assert client.get("/products").json() == []  # not seeded when told not to
 
 
 def test_seed_stock_gives_each_new_demo_product_that_many_units(
     tmp_path: Path, issuer: str, valkey: ValkeyServer
 ) -> None:
     settings = make_settings(tmp_path, issuer, redis_url=valkey.url, seed_stock=100_000)
-    server = ServerThread(create_app(settings)).start()
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=10) as client:
-            catalogue = client.get("/products").json()
-    finally:
-        server.stop()
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
+        catalogue = client.get("/products").json()
     assert {p["sku"] for p in catalogue} == {p.sku for p in DEMO_PRODUCTS}
     assert all(p["available"] == 100_000 for p in catalogue)
     with pytest.raises(ValueError):  # pydantic's ValidationError: no empty shop

@@ -44,10 +44,11 @@ def pg_http(
         database_url=postgres_url,
         redis_url=valkey.url,
     )
-    server = ServerThread(create_app(settings)).start()
-    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
         yield client
-    server.stop()
 
 
 async def test_migrated_schema_matches_the_models(pg_http: httpx.Client, postgres_url: str) -> None:

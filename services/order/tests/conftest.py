@@ -1,13 +1,13 @@
 """Fixtures: real valkey, a real Kafka-protocol broker, the real auth, inventory and
 billing services, and the order service, all on loopback.
 
-The auth and inventory services' own test helpers (login, exchange, products)
-are reused from their test folders.
+The auth service's fixture and the auth, inventory and billing services' own
+test helpers (login, exchange, products, settings) are reused from their test
+folders; valkey and the broker come from hopkit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,57 +18,24 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "auth" / "tests"))
 # Appended, not prepended: the auth tests import their conftest by name (`from conftest ...`).
 sys.path.append(str(Path(__file__).parents[2] / "inventory" / "tests"))
+sys.path.append(str(Path(__file__).parents[2] / "billing" / "tests"))
 sys.path.append(str(Path(__file__).parent))
 
-from auth_service.app import create_app as create_auth_app
-from auth_testing import claims
-from auth_testing import make_settings as make_auth_settings
+# Fixtures, registered by importing them: a real valkey-server, a real Kafka-protocol
+# broker with every topic, the real auth service.
+from auth_fixtures import auth as auth
+from auth_fixtures import auth_server as auth_server
+from auth_fixtures import issuer as issuer
+from auth_testing import claims, service_token
 from billing_service.app import create_app as create_billing_app
-from billing_service.config import Settings as BillingSettings
-from hopkit.consumer import ensure_topics
-from hopkit.events import ALL_TOPICS
-from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
+from billing_testing import make_settings as make_billing_settings
+from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer
+from hopkit.testing_fixtures import kafka as kafka
+from hopkit.testing_fixtures import valkey as valkey
 from inventory_service.app import create_app as create_inventory_app
 from inventory_testing import make_settings as make_inventory_settings
 from order_service.app import create_app
-from order_testing import make_settings, order_token, service_token
-
-
-@pytest.fixture(scope="session")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture(scope="session")
-def auth_server(
-    tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer
-) -> Iterator[ServerThread]:
-    port = free_port()
-    settings = make_auth_settings(tmp_path_factory.mktemp("auth"), port, redis_url=valkey.url)
-    server = ServerThread(create_auth_app(settings), port).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def issuer(auth_server: ServerThread) -> str:
-    return auth_server.base_url
-
-
-@pytest.fixture(scope="session")
-def auth(auth_server: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth_server.base_url, follow_redirects=False, timeout=10) as client:
-        yield client
+from order_testing import make_settings, order_token
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +45,8 @@ def inventory_server(
     settings = make_inventory_settings(
         tmp_path_factory.mktemp("inventory"), issuer, redis_url=valkey.url
     )
-    server = ServerThread(create_inventory_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_inventory_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -104,21 +70,11 @@ def billing_server(
     Its worker is off (nothing charges here); the tests write its payment records
     with billing's own repository (order_testing.record_payment).
     """
-    settings = BillingSettings.model_validate(
-        {
-            "env": "test",
-            "issuer": issuer,
-            "redis_url": valkey.url,
-            "database_url": f"sqlite:///{tmp_path_factory.mktemp('billing') / 'billing.db'}",
-            "worker": False,
-            "json_logs": False,
-            "access_log": False,
-            "dpop": False,  # bearer tokens throughout, as in make_settings
-        }
-    )
-    server = ServerThread(create_billing_app(settings)).start()
-    yield server
-    server.stop()
+    tmp = tmp_path_factory.mktemp("billing")
+    # billing_testing's settings: DPoP off, bearer tokens throughout as in make_settings.
+    settings = make_billing_settings(tmp, issuer, redis_url=valkey.url, worker=False)
+    with ServerThread(create_billing_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -144,9 +100,8 @@ def order_server(
         inventory_url=inventory_server.base_url,
         billing_url=billing_server.base_url,
     )
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

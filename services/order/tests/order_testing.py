@@ -16,7 +16,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from auth_testing import client_credentials, exchange, login
+from auth_testing import gateway_token
 from billing_service import repository as billing_repository
 from billing_service.models import Invoice
 from hopkit.db import create_engine, session_factory
@@ -50,18 +50,7 @@ def make_settings(tmp: Path, issuer: str, **overrides: object) -> Settings:
 
 def order_token(auth: httpx.Client, username: str, scope: str = "orders:read orders:write") -> str:
     """Exactly what the gateway will do: the user logs in (code + PKCE), gateway exchanges."""
-    user = login(auth, username).access_token
-    response = exchange(auth, "gateway", user, "order", scope)
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-def service_token(auth: httpx.Client, client_id: str, audience: str, scope: str) -> str:
-    response = client_credentials(auth, client_id, audience, scope)
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
+    return gateway_token(auth, username, "order", scope)
 
 
 def bearer(token: str) -> dict[str, str]:

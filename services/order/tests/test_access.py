@@ -14,6 +14,7 @@ from auth_testing import (
     exchange,
     login,
     secret,
+    service_token,
 )
 from inventory_testing import add_product
 from order_testing import (
@@ -21,7 +22,6 @@ from order_testing import (
     bearer,
     order_body,
     order_token,
-    service_token,
     wait_for,
 )
 

@@ -37,9 +37,8 @@ def inventory(
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("inventory-dpop")
     settings = make_inventory_settings(tmp, issuer, redis_url=valkey.url, dpop=True)
-    server = ServerThread(create_inventory_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_inventory_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +55,8 @@ def order(
         inventory_url=inventory.base_url,
         dpop=True,
     )
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -44,10 +44,11 @@ def hasty(
         payment_timeout=1.0,
         expiry_interval=0.2,
     )
-    server = ServerThread(create_app(settings)).start()
-    with httpx.Client(base_url=server.base_url, timeout=15) as client:
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=15) as client,
+    ):
         yield client
-    server.stop()
 
 
 def test_an_unpaid_order_expires_and_its_stock_is_released_by_the_scheduler(

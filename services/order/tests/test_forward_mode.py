@@ -8,13 +8,11 @@ on the second, where it fails.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from auth_testing import claims, login, mint
+from auth_testing import bad_token, claims, login, mint
 from hopauth import TokenEndpoint, TokenExchangeAuth, TokenExchanger
 from hopkit.settings import Propagation
 from hopkit.testing import ServerThread, ValkeyServer
@@ -38,9 +36,8 @@ def forward_inventory(
         redis_url=valkey.url,
         propagation="forward",
     )
-    server = ServerThread(create_inventory_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_inventory_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +55,8 @@ def forward_server(
         inventory_url=forward_inventory.base_url,
         propagation="forward",
     )
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +85,6 @@ def alice_login(auth: httpx.Client) -> str:
 @pytest.fixture(scope="module")
 def bob_login(auth: httpx.Client) -> str:
     return login(auth, "bob").access_token
-
-
-def tampered(token: str) -> str:
-    """The same token with another subject: its signature no longer matches."""
-    header, payload, signature = token.split(".")
-    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    body["sub"] = "mallory"
-    forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
-    return f"{header}.{forged}.{signature}"
 
 
 def test_the_customers_gateway_token_places_an_order_reserved_with_that_same_token(
@@ -158,12 +145,7 @@ def test_the_users_own_scope_is_still_needed(
 def test_bad_tokens_are_still_refused(
     forward: httpx.Client, auth_server: ServerThread, alice_login: str, kind: str
 ) -> None:
-    token = {
-        "forged": tampered(alice_login),
-        "expired": mint(
-            auth_server, audience="gateway", client_id="web", scopes=["orders:read"], lifetime=-120
-        ),
-    }[kind]
+    token = bad_token(kind, auth_server, alice_login, "orders:read")
     response = forward.get("/orders", headers=bearer(token))
     assert_problem(response, 401, "urn:hopauth:problem:invalid-token")
     assert response.headers[MODE] == "vulnerable-forwarding"

@@ -14,6 +14,7 @@ import time
 
 import httpx
 import pytest
+from auth_testing import service_token
 from hopkit.events import (
     ORDER_CANCELLED,
     ORDER_CONFIRMED,
@@ -34,7 +35,6 @@ from order_testing import (
     publish,
     records_for,
     reservation_status,
-    service_token,
     sqlite_count,
     wait_for,
 )

@@ -21,9 +21,8 @@ from typing import Any
 import httpx
 import pytest
 from billing_service.app import create_app as create_billing_app
-from billing_service.config import Settings as BillingSettings
+from billing_testing import make_settings as make_billing_settings
 from hopkit import db
-from hopkit.consumer import ensure_topics
 from hopkit.events import (
     ALL_TOPICS,
     ORDER_CANCELLED,
@@ -259,25 +258,13 @@ def test_when_billing_and_order_disagree_on_the_amount_the_event_is_dead_lettere
 @pytest.fixture
 def own_kafka() -> Iterator[KafkaBroker]:
     """A broker of this test's own, so its order service is the only member of group order."""
-    broker = KafkaBroker()
-    asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
-    yield broker
-    broker.stop()
+    with KafkaBroker() as broker:
+        broker.create_topics(ALL_TOPICS)
+        yield broker
 
 
 def start_billing(tmp: Path, issuer: str, valkey: ValkeyServer, port: int) -> ServerThread:
-    settings = BillingSettings.model_validate(
-        {
-            "env": "test",
-            "issuer": issuer,
-            "redis_url": valkey.url,
-            "database_url": f"sqlite:///{tmp / 'billing.db'}",
-            "worker": False,
-            "json_logs": False,
-            "access_log": False,
-            "dpop": False,
-        }
-    )
+    settings = make_billing_settings(tmp, issuer, redis_url=valkey.url, worker=False)
     return ServerThread(create_billing_app(settings), port).start()
 
 

@@ -58,10 +58,11 @@ def pg_http(
         payment_timeout=1.5,
         expiry_interval=0.2,
     )
-    server = ServerThread(create_app(settings)).start()
-    with httpx.Client(base_url=server.base_url, timeout=15) as client:
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=15) as client,
+    ):
         yield client
-    server.stop()
 
 
 async def test_migrated_schema_matches_the_models(pg_http: httpx.Client, postgres_url: str) -> None:

