@@ -49,6 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvloop
+from hopkit.outgoing import async_client
 
 TARGET_RATE = 100.0
 TARGET_P95_MS = 50.0
@@ -372,14 +373,20 @@ async def drive(
     args: argparse.Namespace,
     run: Run,
 ) -> None:
+    # The bench shares the cores with the stack: its clients are the services' own
+    # (hopkit.outgoing, aiohttp underneath), the cheapest for the caller.
     limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+        max_connections=args.concurrency,
+        max_keepalive_connections=args.concurrency,
+        keepalive_expiry=2.0,
     )
-    poll_limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    poll_limits = httpx.Limits(
+        max_connections=32, max_keepalive_connections=32, keepalive_expiry=2.0
+    )
     timeout = httpx.Timeout(30.0)
     async with (
-        httpx.AsyncClient(base_url=gateway, limits=limits, timeout=timeout) as client,
-        httpx.AsyncClient(base_url=gateway, limits=poll_limits, timeout=timeout) as poller,
+        async_client(base_url=gateway, limits=limits, timeout=timeout) as client,
+        async_client(base_url=gateway, limits=poll_limits, timeout=timeout) as poller,
     ):
         slots_free = asyncio.Semaphore(args.concurrency)
         tasks: set[asyncio.Task[None]] = set()
@@ -541,7 +548,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     pids = stack_pids(stack.state_dir) if stack.state_dir is not None else {}
     # Before anything of ours runs: what the stack burns with nothing to do (pollers).
     idle = await idle_rate(pids, 1.5) if pids else math.nan
-    async with httpx.AsyncClient(base_url=gateway, timeout=15) as client:
+    async with async_client(base_url=gateway, timeout=15) as client:
         print(f"logging in {', '.join(CUSTOMERS)} ...", flush=True)
         tokens = list(await asyncio.gather(*(login(stack.auth, u) for u in CUSTOMERS)))
         catalogue = await products(client)

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from hopauth import JWKSCache, TokenEndpoint
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
-from hopkit import db, dpop, forwarding, health, receiving
+from hopkit import db, dpop, forwarding, health, outgoing, receiving
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await db.upgrade(engine, MIGRATIONS)
             sessions = db.session_factory(engine)
 
-            http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
+            http = await resources.enter_async_context(outgoing.async_client(timeout=5.0))
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)
             await keys.warm()
             checks: dict[str, Check] = {"database": database_check(engine)}

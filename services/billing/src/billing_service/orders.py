@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 from hopauth import ClientCredentials, ClientCredentialsAuth, TokenCache, TokenEndpoint
+from hopkit import outgoing
 from hopkit.tracing import outgoing_headers
 from pydantic import ValidationError
 
@@ -44,7 +45,7 @@ def order_credentials(
 
 def order_http(base_url: str, credentials: ClientCredentials, timeout: float) -> httpx.AsyncClient:
     """An HTTP client for the order service that sends the worker's token on every call."""
-    return httpx.AsyncClient(
+    return outgoing.async_client(
         base_url=base_url,
         auth=ClientCredentialsAuth(credentials),
         timeout=timeout,

@@ -22,7 +22,7 @@ from hopauth import (
 )
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
-from hopkit import dpop, forwarding, health, receiving
+from hopkit import dpop, forwarding, health, outgoing, receiving
 from hopkit.health import Check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
@@ -51,17 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # One pooled client for the issuer and every service; each request carries
             # the request id and trace context on.
             http = await resources.enter_async_context(
-                httpx.AsyncClient(
+                outgoing.async_client(
                     timeout=httpx.Timeout(settings.downstream_timeout),
                     event_hooks={"request": [trace_headers]},
-                    # Keep every connection: with httpx's default of 20 idle ones, a burst
-                    # beyond 20 in flight closes and reopens connections, which costs both
-                    # sides CPU exactly when there is none to spare. Idle ones are dropped
-                    # well before uvicorn's 5 s keep-alive timeout: reusing one the server
-                    # is closing at that moment fails the request (ReadError).
-                    limits=httpx.Limits(
-                        max_connections=100, max_keepalive_connections=100, keepalive_expiry=2.0
-                    ),
                 )
             )
             keys = JWKSCache(issuer=settings.issuer, http=http, ttl=settings.jwks_ttl)

@@ -23,6 +23,7 @@ from hopauth import (
     TokenEndpoint,
 )
 from hopauth.redis_cache import RedisTokenCache
+from hopkit import outgoing
 from hopkit.tracing import outgoing_headers
 from pydantic import BaseModel, ValidationError
 
@@ -128,7 +129,7 @@ def directory_client(
         scopes=[DIRECTORY_SCOPE],
         cache=RedisTokenCache(store) if store is not None else None,
     )
-    return httpx.AsyncClient(
+    return outgoing.async_client(
         base_url=settings.auth_base_url,
         auth=ClientCredentialsAuth(credentials),
         timeout=settings.directory_timeout,

@@ -31,6 +31,7 @@ import httpx
 import redis.asyncio as redis
 from hopauth import ClientCredentials, ClientCredentialsAuth, HopAuthError, TokenEndpoint
 from hopauth.redis_cache import RedisTokenCache
+from hopkit import outgoing
 from hopkit.events import ORDER_CANCELLED, ORDER_CONFIRMED, PAYMENT_FAILED, PAYMENT_SUCCEEDED
 from hopkit.tracing import outgoing_headers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -191,7 +192,7 @@ def owner_clients(
 
     def client(base_url: str, audience: str, scope: str) -> httpx.AsyncClient:
         credentials = ClientCredentials(endpoint, audience=audience, scopes=[scope], cache=cache)
-        return httpx.AsyncClient(
+        return outgoing.async_client(
             base_url=base_url,
             auth=ClientCredentialsAuth(credentials),
             timeout=settings.owner_timeout,

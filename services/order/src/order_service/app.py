@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 from hopauth import (
     ClientCredentials,
@@ -24,7 +23,7 @@ from hopauth import (
 )
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
-from hopkit import db, dpop, forwarding, health, receiving
+from hopkit import db, dpop, forwarding, health, outgoing, receiving
 from hopkit.consumer import EventConsumer
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
@@ -63,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await db.upgrade(engine, MIGRATIONS)
             sessions = db.session_factory(engine)
 
-            auth_http = await resources.enter_async_context(httpx.AsyncClient(timeout=5.0))
+            auth_http = await resources.enter_async_context(outgoing.async_client(timeout=5.0))
             keys = JWKSCache(issuer=settings.issuer, http=auth_http, ttl=settings.jwks_ttl)
             await keys.warm()
             checks: dict[str, Check] = {"database": database_check(engine)}
@@ -101,17 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 scheduler_endpoint, audience="inventory", scopes=SETTLE_SCOPES, cache=token_cache
             )
             inventory_http = await resources.enter_async_context(
-                httpx.AsyncClient(
+                outgoing.async_client(
                     base_url=settings.inventory_url,
                     timeout=settings.inventory_timeout,
                     event_hooks={"request": [add_trace_headers]},
-                    # Keep every connection (httpx keeps 20 idle ones): reconnecting under
-                    # a burst costs CPU exactly when there is none to spare. Idle ones go
-                    # well before uvicorn's 5 s keep-alive timeout, so a request never picks
-                    # a connection the server is closing at that moment.
-                    limits=httpx.Limits(
-                        max_connections=100, max_keepalive_connections=100, keepalive_expiry=2.0
-                    ),
                 )
             )
             inventory = Inventory(
@@ -148,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     # Each payment event is checked with billing before it changes anything
                     # (payments.py), with order's own token from the same token endpoint.
                     billing_http = await resources.enter_async_context(
-                        httpx.AsyncClient(
+                        outgoing.async_client(
                             base_url=settings.billing_url,
                             timeout=settings.billing_timeout,
                             auth=ClientCredentialsAuth(
