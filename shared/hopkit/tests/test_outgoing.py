@@ -210,10 +210,11 @@ async def test_an_auth_flow_that_retries_on_401_works_through_the_transport(
 async def test_sequential_requests_reuse_one_connection_until_it_has_been_idle_too_long(
     server: ServerThread,
 ) -> None:
-    limits = httpx.Limits(max_connections=10, keepalive_expiry=0.3)
+    # Margins wide enough for a busy CI machine: three requests well within 1 s of each other.
+    limits = httpx.Limits(max_connections=10, keepalive_expiry=1.0)
     async with async_client(base_url=server.base_url, timeout=5, limits=limits) as client:
         ports = [(await client.get("/echo/")).json()["port"] for _ in range(3)]
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(1.6)
         after_idle = (await client.get("/echo/")).json()["port"]
 
     assert len(set(ports)) == 1
@@ -227,7 +228,7 @@ async def test_the_connection_limit_reaches_the_transport(server: ServerThread) 
             *(client.get("/slow", params={"seconds": "0.1"}) for _ in range(3))
         )
         # With the only connection busy, waiting longer than the pool timeout fails.
-        busy = asyncio.create_task(client.get("/slow", params={"seconds": "0.5"}))
+        busy = asyncio.create_task(client.get("/slow", params={"seconds": "2"}))
         await asyncio.sleep(0.1)
         with pytest.raises(httpx.TimeoutException):
             await client.get("/echo/", timeout=httpx.Timeout(5, pool=0.1))
