@@ -156,6 +156,38 @@ def test_worker_token_on_customer_or_admin_endpoint(
     attack.observe(observed(response, effect=effect))
 
 
+def test_notification_worker_token_reads_a_full_order(
+    target: Target, attack: Recorder, alice_paid_order: dict[str, Any]
+) -> None:
+    """A token stolen from the notification worker opens the order's status, never the order."""
+    attack.expect(
+        Expect(
+            secure=refused(
+                403,
+                "insufficient_scope",
+                f"{SCOPE_CHECK}: orders:read; the worker is registered at order for "
+                "orders:status alone, the status view (least privilege, policy.toml)",
+                detail="orders:read",
+            ),
+            vulnerable=refused(
+                403,
+                "insufficient_scope",
+                f"{SCOPE_CHECK}: orders:read; forwarding drops the caller check, not the "
+                "scope check, and the worker's own token never held orders:read",
+                detail="orders:read",
+            ),
+        )
+    )
+    worker = service_token(target, "notification-worker", "order")  # aud order, orders:status
+    assert worker.claims["scope"] == "orders:status", worker.claims
+    client = target.service("order")
+    path = f"/internal/orders/{alice_paid_order['id']}"
+    response = client.get(path, headers=worker.headers(client, "GET", path))
+    # The effect sought: the amount and the card, which the status view never carries.
+    leaked = response.status_code == 200 and {"total_cents", "card"} & set(response.json())
+    attack.observe(observed(response, effect=bool(leaked)))
+
+
 READ_ONLY_WRITES = [
     pytest.param("gateway", id="at the gateway"),
     pytest.param("order", id="at order"),

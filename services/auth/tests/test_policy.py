@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from auth_service.app import create_app
 from auth_service.cli import main as cli_main
 from auth_service.config import DEFAULT_POLICY_FILE, Settings
 from auth_service.policy import DelegationPolicy, Policy, PolicyError, load_policy, parse_policy
-from auth_testing import REDIRECT_URI, free_port
+from auth_testing import REDIRECT_URI, assert_oauth_error, claims, client_credentials, free_port
 
 # The shipped policy, as DESIGN.md's "Starting policy" table states it.
 LOGIN_SCOPES = {"orders:read", "orders:write", "billing:read", "notifications:read"}
@@ -27,7 +28,8 @@ CLIENT_CREDENTIALS = {
     "billing-worker": {"order": {"orders:read"}},
     "notification-worker": {
         "auth": {"users:read"},
-        "order": {"orders:read"},
+        # The status view only: the full order (orders:read) is billing's alone.
+        "order": {"orders:status"},
         "billing": {"payments:verify"},
     },
 }
@@ -163,7 +165,35 @@ def test_scopes_supported_is_every_scope_once_sorted(shipped: Policy) -> None:
             "inventory:release",
             "payments:verify",
             "users:read",
+            "orders:status",
         }
+    )
+
+
+def test_the_notification_worker_gets_the_order_status_view_and_nothing_more(
+    http: httpx.Client,
+) -> None:
+    """Least privilege at the token endpoint (RFC 6749 §3.3, §4.4): the worker's registration
+    at order is ``orders:status``; ``orders:read`` (the full order) is refused."""
+    granted = client_credentials(http, "notification-worker", "order", "orders:status")
+    assert granted.status_code == 200, granted.text
+    token = claims(granted.json()["access_token"])
+    assert (token["aud"], token["scope"], token["client_id"]) == (
+        "order",
+        "orders:status",
+        "notification-worker",
+    )
+    # Asking for no scope gets the registered ones: still only the status view.
+    default = client_credentials(http, "notification-worker", "order")
+    assert default.status_code == 200, default.text
+    assert default.json()["scope"] == "orders:status"
+    for scope in ("orders:read", "orders:status orders:read"):
+        assert_oauth_error(
+            client_credentials(http, "notification-worker", "order", scope), 400, "invalid_scope"
+        )
+    # And billing's worker, which reads the full order, gets no status-view scope.
+    assert_oauth_error(
+        client_credentials(http, "billing-worker", "order", "orders:status"), 400, "invalid_scope"
     )
 
 

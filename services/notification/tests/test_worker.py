@@ -89,7 +89,7 @@ async def test_the_worker_looks_customers_up_with_its_own_client_credentials(
     )
     # The tokens the worker used (the directory's, and order's to check the event) are
     # cached in valkey, shared by replicas.
-    for audience, scope in (("auth", "users:read"), ("order", "orders:read")):
+    for audience, scope in (("auth", "users:read"), ("order", "orders:status")):
         key = KEY_PREFIX + token_cache_key("notification-worker", audience, [scope])
         with redis.Redis.from_url(valkey.url) as store:
             cached = store.get(key)

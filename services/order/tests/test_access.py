@@ -1,4 +1,5 @@
-"""Who may read which order: billing's internal read; support staff acting for a customer."""
+"""Who may read which order: the workers' internal reads (billing the whole order, notification
+its status); support staff acting for a customer."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from auth_testing import (
     client_credentials,
     exchange,
     login,
+    mint,
     secret,
     service_token,
 )
+from hopkit.testing import ServerThread
 from inventory_testing import add_product
 from order_testing import (
     assert_problem,
@@ -52,19 +55,98 @@ def test_the_billing_worker_reads_the_authoritative_order(
     )
 
 
-def test_the_notification_worker_reads_the_order_to_check_an_event(
-    http: httpx.Client, auth: httpx.Client, alices_order: dict[str, object]
-) -> None:
-    notifier = service_token(auth, "notification-worker", "order", "orders:read")
-    assert claims(notifier)["sub"] == "notification-worker"
-    response = http.get(f"/internal/orders/{alices_order['id']}", headers=bearer(notifier))
-    assert response.status_code == 200, response.text
-    assert (response.json()["status"], response.json()["customer_id"]) == (
-        alices_order["status"],
-        alices_order["customer_id"],
+@pytest.fixture(scope="module")
+def notifier(auth: httpx.Client) -> str:
+    """notification-worker's client-credentials token for order: orders:status, nothing more."""
+    token = service_token(auth, "notification-worker", "order", "orders:status")
+    assert (claims(token)["sub"], claims(token)["scope"]) == (
+        "notification-worker",
+        "orders:status",
     )
+    return token
+
+
+def test_the_notification_worker_reads_only_the_status_view(
+    http: httpx.Client, auth: httpx.Client, alices_order: dict[str, object], notifier: str
+) -> None:
+    response = http.get(f"/internal/orders/{alices_order['id']}/status", headers=bearer(notifier))
+    assert response.status_code == 200, response.text
+    # Exactly what it checks an order event against: no amount, items or card.
+    assert response.json() == {
+        "id": alices_order["id"],
+        "customer_id": alices_order["customer_id"],
+        "status": "PENDING_PAYMENT",
+        "reason": None,
+    }
     # The expiry job's client gets no token for order at all.
     assert client_credentials(auth, "order-scheduler", "order", "orders:read").status_code == 400
+
+
+def test_the_status_view_names_why_an_order_was_cancelled(
+    http: httpx.Client, inventory_db: str, alice: str, notifier: str
+) -> None:
+    product = add_product(inventory_db, 2)
+    placed = http.post("/orders", json=order_body((product, 1)), headers=bearer(alice))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["id"]
+    cancelled = http.post(f"/orders/{order_id}/cancel", headers=bearer(alice))
+    assert cancelled.status_code == 200, cancelled.text
+    response = http.get(f"/internal/orders/{order_id}/status", headers=bearer(notifier))
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["reason"]) == ("CANCELLED", "customer")
+
+
+def test_the_status_view_404s_an_unknown_order_and_422s_a_malformed_id(
+    http: httpx.Client, notifier: str
+) -> None:
+    assert_problem(
+        http.get("/internal/orders/ord_missing/status", headers=bearer(notifier)),
+        404,
+        "order-not-found",
+    )
+    for bad in ("-starts-with-a-dash", "x" * 65, "spa%20ce"):
+        problem = assert_problem(
+            http.get(f"/internal/orders/{bad}/status", headers=bearer(notifier)), 422
+        )
+        assert "order_id" in str(problem), problem
+
+
+def test_the_notification_worker_no_longer_reads_the_full_order(
+    http: httpx.Client, alices_order: dict[str, object], notifier: str
+) -> None:
+    response = http.get(f"/internal/orders/{alices_order['id']}", headers=bearer(notifier))
+    assert_problem(response, 403, "urn:hopauth:problem:insufficient-scope")
+    assert "orders:read" in response.headers["www-authenticate"]
+    assert "total_cents" not in response.text and "masked" not in response.text
+
+
+def test_the_status_view_refuses_everyone_but_the_notification_worker(
+    http: httpx.Client,
+    auth: httpx.Client,
+    alices_order: dict[str, object],
+    alice: str,
+    billing_worker: str,
+) -> None:
+    path = f"/internal/orders/{alices_order['id']}/status"
+    # billing's worker reads the full order, but holds no orders:status.
+    refused = http.get(path, headers=bearer(billing_worker))
+    assert_problem(refused, 403, "urn:hopauth:problem:insufficient-scope")
+    assert "orders:status" in refused.headers["www-authenticate"]
+    # A customer's token (through the gateway) has no orders:status either ...
+    assert_problem(
+        http.get(path, headers=bearer(alice)), 403, "urn:hopauth:problem:insufficient-scope"
+    )
+    # ... and the gateway cannot get it for her: no exchange grants it.
+    user = login(auth, "alice").access_token
+    denied = exchange(auth, "gateway", user, "order", "orders:status")
+    assert denied.status_code == 400, denied.text
+    assert denied.json()["error"] == "invalid_scope"
+    # The worker's token for another audience is not for order at all.
+    elsewhere = service_token(auth, "notification-worker", "auth", "users:read")
+    assert_problem(
+        http.get(path, headers=bearer(elsewhere)), 401, "urn:hopauth:problem:invalid-token"
+    )
+    assert_problem(http.get(path), 401, "urn:hopauth:problem:missing-token")
 
 
 def test_the_internal_read_refuses_the_gateway_and_other_services(
@@ -81,6 +163,22 @@ def test_the_internal_read_refuses_the_gateway_and_other_services(
         http.get(path, headers=bearer(notifier)), 401, "urn:hopauth:problem:invalid-token"
     )
     assert_problem(http.get(path), 401, "urn:hopauth:problem:missing-token")
+
+
+def test_the_status_view_checks_its_caller_not_only_the_scope(
+    http: httpx.Client, auth_server: ServerThread, alices_order: dict[str, object]
+) -> None:
+    # No flow gives another client orders:status, so the issuer's own key mints one: were
+    # the policy ever to grant it elsewhere, the route would still take only the worker.
+    stray = mint(
+        auth_server,
+        subject="billing-worker",
+        client_id="billing-worker",
+        audience="order",
+        scopes=["orders:status"],
+    )
+    response = http.get(f"/internal/orders/{alices_order['id']}/status", headers=bearer(stray))
+    assert_problem(response, 403, "urn:hopauth:problem:forbidden-caller")
 
 
 def test_support_learns_only_who_owns_an_order_and_the_lookup_is_logged(

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from auth_testing import bad_token, claims, login, mint
+from auth_testing import bad_token, claims, login, mint, service_token
 from hopauth import TokenEndpoint, TokenExchangeAuth, TokenExchanger
 from hopkit.settings import Propagation
 from hopkit.testing import ServerThread, ValkeyServer
@@ -131,6 +131,31 @@ def test_any_customer_reads_any_order_through_the_billing_workers_route(
     # In exchange mode a customer's token, even one made for order, is not the billing worker.
     refused = http.get("/internal/orders/ord_x", headers=bearer(alice))
     assert_problem(refused, 403, "urn:hopauth:problem:forbidden-caller")
+
+
+def test_the_notification_workers_status_view_keeps_its_scope(
+    forward: httpx.Client, auth: httpx.Client, alice_login: str, product: int
+) -> None:
+    placed = forward.post("/orders", json=order_body((product, 1)), headers=bearer(alice_login))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["id"]
+    path = f"/internal/orders/{order_id}/status"
+    notifier = service_token(auth, "notification-worker", "order", "orders:status")
+    response = forward.get(path, headers=bearer(notifier))
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"id", "customer_id", "status", "reason"}
+    # The caller check is gone, but no customer holds orders:status: her token is refused ...
+    assert_problem(
+        forward.get(path, headers=bearer(alice_login)),
+        403,
+        "urn:hopauth:problem:insufficient-scope",
+    )
+    # ... and the worker's token still lacks orders:read for the full order.
+    assert_problem(
+        forward.get(f"/internal/orders/{order_id}", headers=bearer(notifier)),
+        403,
+        "urn:hopauth:problem:insufficient-scope",
+    )
 
 
 def test_the_users_own_scope_is_still_needed(

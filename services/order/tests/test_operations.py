@@ -33,6 +33,7 @@ def test_openapi_declares_bearer_security_on_protected_routes(http: httpx.Client
         ("/orders/{order_id}/cancel", "post"),
         ("/support/orders/{order_id}/owner", "get"),
         ("/internal/orders/{order_id}", "get"),
+        ("/internal/orders/{order_id}/status", "get"),
     ):
         assert spec["paths"][path][method]["security"] == [{"HTTPBearer": []}], path
 

@@ -23,7 +23,7 @@ WORKER_CLIENT_ID = "notification-worker"
 DIRECTORY_AUDIENCE = "auth"
 DIRECTORY_SCOPE = "users:read"
 ORDER_AUDIENCE = "order"
-ORDER_SCOPE = "orders:read"
+ORDER_SCOPE = "orders:status"
 BILLING_AUDIENCE = "billing"
 BILLING_SCOPE = "payments:verify"
 

@@ -6,8 +6,9 @@ Before a customer is told anything, the service that owns the fact is asked,
 with the worker's own client-credentials token (client
 ``notification-worker``; no user is behind a Kafka event):
 
-- ``order.confirmed``, ``order.cancelled``: the order service,
-  ``GET /internal/orders/{id}`` (aud ``order``, ``orders:read``). The order
+- ``order.confirmed``, ``order.cancelled``: the order service's status view,
+  ``GET /internal/orders/{id}/status`` (aud ``order``, ``orders:status``:
+  id, customer, status and reason, never the amount or the card). The order
   must be the event's customer's and be ``CONFIRMED`` or ``CANCELLED``
   (both final, so the answer cannot be stale); the reason comes from it.
 - ``payment.succeeded``, ``payment.failed``: billing,
@@ -55,14 +56,15 @@ class OwnerUnavailable(Exception):
 
 
 class OrderRecord(BaseModel):
-    """The order as the order service has it; only what the worker checks and says."""
+    """The order's status view (``GET /internal/orders/{id}/status``): all the worker checks
+    and says."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
     id: str
+    customer_id: str
     status: str = Field(max_length=32)
     reason: str | None = Field(default=None, max_length=64)
-    customer_id: str
 
 
 class PaymentRecord(BaseModel):
@@ -131,7 +133,11 @@ class Owners:
         order_id = quote(claim.order_id, safe="")  # checked already; quoted anyway
         if claim.kind in _ORDER_STATUS:
             order = await _fetch(
-                self._orders, "order", f"/internal/orders/{order_id}", ORDER_NOT_FOUND, OrderRecord
+                self._orders,
+                "order",
+                f"/internal/orders/{order_id}/status",
+                ORDER_NOT_FOUND,
+                OrderRecord,
             )
             if order is not None and order.id != claim.order_id:
                 raise OwnerUnavailable("the order service answered for another order")

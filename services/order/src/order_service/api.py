@@ -14,6 +14,7 @@ from .deps import (
     BearerToken,
     CompensatingSessionDep,
     InternalReader,
+    InternalStatusReader,
     InventoryDep,
     Reader,
     SessionDep,
@@ -22,7 +23,7 @@ from .deps import (
 )
 from .inventory import Line
 from .models import Order
-from .schemas import ORDER_ID_PATTERN, OrderIn, OrderOut, OrderOwnerOut
+from .schemas import ORDER_ID_PATTERN, OrderIn, OrderOut, OrderOwnerOut, OrderStatusOut
 
 router = APIRouter()
 
@@ -149,9 +150,8 @@ async def support_order_owner(
 @router.get(
     "/internal/orders/{order_id}",
     tags=["internal"],
-    summary="The authoritative order, for the workers that must not believe an event",
-    description="Callers: `billing-worker` (what to charge whom) and `notification-worker` "
-    "(whether an order event is true before a customer is told), each by client credentials "
+    summary="The authoritative order, for the billing worker, which must not believe an event",
+    description="Caller: `billing-worker` (what to charge whom), by client credentials "
     "(`orders:read`). Amount, currency, status and customer come from here, never from an "
     "event.",
     responses={**NOT_FOUND, **AUTH_PROBLEMS},
@@ -161,6 +161,30 @@ async def internal_get_order(
 ) -> OrderOut:
     _audit("internal-read", order_id, principal)
     return order_out(await service.get_any_order(session, order_id))
+
+
+@router.get(
+    "/internal/orders/{order_id}/status",
+    tags=["internal"],
+    summary="An order's status and owner, for the notification worker",
+    description="Caller: `notification-worker`, by client credentials (`orders:status`), "
+    "checking an `order.confirmed` / `order.cancelled` event before a customer is told. "
+    "Only `{id, customer_id, status, reason}`: no amount, items or card (least privilege).",
+    responses={**NOT_FOUND, **AUTH_PROBLEMS},
+)
+async def internal_order_status(
+    session: SessionDep, principal: InternalStatusReader, order_id: str = ORDER_ID
+) -> OrderStatusOut:
+    _audit("internal-status", order_id, principal)
+    order = await service.get_any_order(session, order_id)
+    return OrderStatusOut.model_validate(
+        {
+            "id": order.id,
+            "customer_id": order.customer_id,
+            "status": order.status,
+            "reason": order.reason,
+        }
+    )
 
 
 def _audit(action: str, order_id: str, principal: Principal) -> None:

@@ -54,8 +54,10 @@ InventoryDep = Annotated[Inventory, Depends(_inventory)]
 READ = Requires("orders:read", callers={"gateway"})
 WRITE = Requires("orders:write", callers={"gateway"})
 SUPPORT = Requires("support:read", callers={"gateway"})
-# Kafka workers that must not believe an event: the order, from its owner.
-INTERNAL_READ = Requires("orders:read", callers={"billing-worker", "notification-worker"})
+# Kafka workers that must not believe an event: the order, from its owner. Each gets
+# only what it checks: billing the whole order, notification its status.
+INTERNAL_READ = Requires("orders:read", callers={"billing-worker"})
+INTERNAL_STATUS = Requires("orders:status", callers={"notification-worker"})
 
 Reader = Annotated[Principal, Depends(READ)]
 """A customer reading their own orders, through the gateway (exchanged token)."""
@@ -67,5 +69,8 @@ Support = Annotated[Principal, Depends(SUPPORT)]
 """Support staff looking at any customer's order, through the gateway."""
 
 InternalReader = Annotated[Principal, Depends(INTERNAL_READ)]
-"""A worker fetching the authoritative order, by client credentials: billing's before it
-charges, notification's before it tells a customer about the order."""
+"""The billing worker fetching the authoritative order before it charges (client credentials)."""
+
+InternalStatusReader = Annotated[Principal, Depends(INTERNAL_STATUS)]
+"""The notification worker fetching an order's status before it tells a customer about the
+order (client credentials): the status view, never the amount or the card."""

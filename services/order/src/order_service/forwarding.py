@@ -12,10 +12,13 @@ can still pass. What is lost, per route:
   customer's token, any service it was forwarded to included, can place,
   read and cancel that customer's orders here directly. The user's own
   scopes are still required.
-- the workers' ``/internal/orders/{id}``: keeps ``orders:read`` but
+- the billing worker's ``/internal/orders/{id}``: keeps ``orders:read`` but
   not the caller. That scope is in every customer's token too, so any
   customer can now read *any* order by id: the caller check was the only
   thing that made this route internal.
+- the notification worker's ``/internal/orders/{id}/status``: keeps
+  ``orders:status`` but not the caller. No customer holds that scope, so it
+  stays closed to them; any other client the issuer granted it could read it.
 
 Order in turn forwards the customer's token to inventory unchanged
 (:mod:`order_service.hops`). Signature, expiry, issuer and revocation stay
@@ -27,12 +30,13 @@ from __future__ import annotations
 from hopauth.fastapi import Requires
 from hopkit.forwarding import Overrides
 
-from .deps import INTERNAL_READ, READ, SUPPORT, WRITE
+from .deps import INTERNAL_READ, INTERNAL_STATUS, READ, SUPPORT, WRITE
 
 WEAKENED: Overrides = {
     READ: Requires("orders:read"),
     WRITE: Requires("orders:write"),
     SUPPORT: Requires("support:read"),
     INTERNAL_READ: Requires("orders:read"),
+    INTERNAL_STATUS: Requires("orders:status"),
 }
 """Each secure check of :mod:`order_service.deps` -> its forward-mode stand-in."""

@@ -76,3 +76,13 @@ class OrderOwnerOut(BaseModel):
 
     order_id: str
     customer_id: str = Field(description="the customer's user id (token `sub`)")
+
+
+class OrderStatusOut(BaseModel):
+    """An order's state and owner, and nothing else: what the notification worker checks an
+    ``order.*`` event against (no amount, no items, no card)."""
+
+    id: str
+    customer_id: str = Field(description="the customer's user id (token `sub`)")
+    status: Status
+    reason: Reason | None = Field(description="why a CANCELLED order was cancelled")
