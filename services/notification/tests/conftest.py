@@ -2,8 +2,10 @@
 order and billing services (their APIs: what the worker checks events with) and the
 notification service (API and worker) on loopback.
 
-The auth service's own test helpers (login, exchange, client credentials,
-mint) are reused from services/auth/tests.
+Valkey and the broker come from hopkit; the auth client and issuer fixtures and
+the auth, order and billing services' own test helpers (login, exchange, client
+credentials, settings) are reused from their test folders. The auth server is
+this folder's own: its access log is on, for counting the worker's lookups.
 """
 
 from __future__ import annotations
@@ -17,56 +19,40 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "auth" / "tests"))
 # Appended, not prepended: the auth tests import their conftest by name (`from conftest ...`).
+sys.path.append(str(Path(__file__).parents[2] / "order" / "tests"))
+sys.path.append(str(Path(__file__).parents[2] / "billing" / "tests"))
 sys.path.append(str(Path(__file__).parent))
 
+# Fixtures, registered by importing them: a real valkey-server, a real Kafka-protocol
+# broker with every topic (as `hopshop up` makes them), and a client of the auth
+# service and its issuer URL, both on the `auth_server` defined below.
+from auth_fixtures import auth as auth
+from auth_fixtures import issuer as issuer
 from auth_service.app import create_app as create_auth_app
 from auth_testing import make_settings as make_auth_settings
 from billing_service.app import create_app as create_billing_app
-from billing_service.config import Settings as BillingSettings
+from billing_testing import make_settings as make_billing_settings
 from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
+from hopkit.testing_fixtures import kafka as kafka
+from hopkit.testing_fixtures import valkey as valkey
 from notification_service.app import create_app
 from notification_testing import Customer, Shop, customer, make_settings, service_token
 from order_service.app import create_app as create_order_app
-from order_service.config import Settings as OrderSettings
-
-
-@pytest.fixture(scope="session")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    yield broker
-    broker.stop()
+from order_testing import make_settings as make_order_settings
 
 
 @pytest.fixture(scope="session")
 def auth_server(
     tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer
 ) -> Iterator[ServerThread]:
+    """The real auth service, as auth_fixtures starts it but with its access log on: it
+    shows the worker's directory calls, with the trace they carried."""
     port = free_port()
-    # Its access log shows the worker's directory calls, with the trace they carried.
     settings = make_auth_settings(
         tmp_path_factory.mktemp("auth"), port, redis_url=valkey.url, access_log=True
     )
-    server = ServerThread(create_auth_app(settings), port).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def issuer(auth_server: ServerThread) -> str:
-    return auth_server.base_url
-
-
-@pytest.fixture(scope="session")
-def auth(auth_server: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth_server.base_url, follow_redirects=False, timeout=10) as client:
-        yield client
+    with ServerThread(create_auth_app(settings), port) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -77,32 +63,25 @@ def shop(
 
     No Kafka and no workers: the tests write their records (an order in some
     state, a payment billing took or declined) with each service's own repository.
+    Bearer tokens (DPoP off), as in make_settings: order_testing's and billing_testing's.
     """
-    tmp = tmp_path_factory.mktemp("shop")
-    common = {
-        "env": "test",
-        "issuer": issuer,
-        "redis_url": valkey.url,
-        "json_logs": False,
-        "access_log": False,
-        "dpop": False,  # bearer tokens, as in make_settings
-    }
-    order_settings = OrderSettings.model_validate(
-        {**common, "database_url": f"sqlite:///{tmp / 'order.db'}", "run_expiry_scheduler": False}
+    order_settings = make_order_settings(
+        tmp_path_factory.mktemp("order"), issuer, redis_url=valkey.url
     )
-    billing_settings = BillingSettings.model_validate(
-        {**common, "database_url": f"sqlite:///{tmp / 'billing.db'}", "worker": False}
+    billing_settings = make_billing_settings(
+        tmp_path_factory.mktemp("billing"), issuer, redis_url=valkey.url, worker=False
     )
-    order = ServerThread(create_order_app(order_settings)).start()
-    billing = ServerThread(create_billing_app(billing_settings)).start()
-    yield Shop(
-        order_url=order.base_url,
-        billing_url=billing.base_url,
-        order_db=order_settings.database_url,
-        billing_db=billing_settings.database_url,
-    )
-    billing.stop()
-    order.stop()
+    assert order_settings.kafka_bootstrap is None
+    with (
+        ServerThread(create_order_app(order_settings)) as order,
+        ServerThread(create_billing_app(billing_settings)) as billing,
+    ):
+        yield Shop(
+            order_url=order.base_url,
+            billing_url=billing.base_url,
+            order_db=order_settings.database_url,
+            billing_db=billing_settings.database_url,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -124,9 +103,8 @@ def notification_server(
         contact_ttl=0,
         **shop.urls,
     )
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

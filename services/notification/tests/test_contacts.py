@@ -171,20 +171,18 @@ def cached(
     tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer, shop: Shop
 ) -> Iterator[tuple[KafkaBroker, ServerThread]]:
     """A notification service with the default contact TTL, on a broker of its own."""
-    broker = KafkaBroker()
-    settings = make_settings(
-        tmp_path_factory.mktemp("notification-cache"),
-        issuer,
-        broker.bootstrap,
-        redis_url=valkey.url,
-        auth_url=issuer,
-        **shop.urls,
-    )
-    assert settings.contact_ttl == 60  # the default: what runs in the shop
-    server = ServerThread(create_app(settings)).start()
-    yield broker, server
-    server.stop()
-    broker.stop()
+    with KafkaBroker() as broker:
+        settings = make_settings(
+            tmp_path_factory.mktemp("notification-cache"),
+            issuer,
+            broker.bootstrap,
+            redis_url=valkey.url,
+            auth_url=issuer,
+            **shop.urls,
+        )
+        assert settings.contact_ttl == 60  # the default: what runs in the shop
+        with ServerThread(create_app(settings)) as server:
+            yield broker, server
 
 
 async def test_an_orders_two_events_cost_one_directory_call(

@@ -36,9 +36,8 @@ def notification(
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("notification-dpop")
     settings = make_settings(tmp, issuer, None, redis_url=valkey.url, dpop=True)
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

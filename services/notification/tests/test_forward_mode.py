@@ -34,9 +34,8 @@ def forward_server(
         redis_url=valkey.url,
         propagation="forward",
     )
-    server = ServerThread(create_app(settings)).start()
-    yield server
-    server.stop()
+    with ServerThread(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

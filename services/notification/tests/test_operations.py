@@ -28,28 +28,27 @@ def test_readyz_reports_an_unreachable_broker_and_the_api_still_answers(
     tmp_path: Path, issuer: str, gateway: str
 ) -> None:
     dead_kafka = "127.0.0.1:9"  # discard port: nothing answers
-    server = ServerThread(create_app(make_settings(tmp_path, issuer, dead_kafka))).start()
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=10) as client:
-            ready = client.get("/readyz")
-            assert ready.status_code == 503
-            assert ready.json()["checks"] == {"database": "ok", "kafka": "unreachable"}
-            posted = client.post("/broadcasts", json={"message": "hi"}, headers=bearer(gateway))
-            assert posted.status_code == 201, posted.text
-    finally:
-        server.stop()
+    settings = make_settings(tmp_path, issuer, dead_kafka)
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"database": "ok", "kafka": "unreachable"}
+        posted = client.post("/broadcasts", json={"message": "hi"}, headers=bearer(gateway))
+        assert posted.status_code == 201, posted.text
 
 
 def test_the_worker_can_be_turned_off(tmp_path: Path, issuer: str, valkey: ValkeyServer) -> None:
     settings = make_settings(tmp_path, issuer, None, redis_url=valkey.url)
     assert settings.worker_enabled is False
-    server = ServerThread(create_app(settings)).start()
-    try:
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
         assert server.app.state.worker is None  # type: ignore[attr-defined]
-        with httpx.Client(base_url=server.base_url, timeout=10) as client:
-            assert client.get("/readyz").json()["checks"] == {"database": "ok", "redis": "ok"}
-    finally:
-        server.stop()
+        assert client.get("/readyz").json()["checks"] == {"database": "ok", "redis": "ok"}
 
 
 def test_openapi_documents_bearer_auth_on_both_routes(http: httpx.Client) -> None:

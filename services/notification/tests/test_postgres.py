@@ -46,9 +46,8 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def pg_kafka() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    yield broker
-    broker.stop()
+    with KafkaBroker() as broker:
+        yield broker
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +68,11 @@ def pg_http(
         contact_ttl=0,  # each event looks its customer up: two_copies_at_once waits for that
         **shop.urls,
     )
-    server = ServerThread(create_app(settings)).start()
-    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
         yield client
-    server.stop()
 
 
 async def test_migrated_schema_matches_the_models(pg_http: httpx.Client, postgres_url: str) -> None:

@@ -38,9 +38,8 @@ from sqlalchemy.engine import make_url
 
 @pytest.fixture
 def own_kafka() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    yield broker
-    broker.stop()
+    with KafkaBroker() as broker:
+        yield broker
 
 
 async def test_a_worker_the_issuer_refuses_retries_then_dead_letters_without_leaking(
@@ -50,15 +49,11 @@ async def test_a_worker_the_issuer_refuses_retries_then_dead_letters_without_lea
     settings = make_settings(
         tmp_path, issuer, own_kafka.bootstrap, worker_client_secret=secret, **shop.urls
     )
-    with captured_logs() as logs:
-        server = ServerThread(create_app(settings)).start()
-        try:
-            order_id = await an_order(shop, alice.user_id, "CONFIRMED")
-            confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
-            await publish(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes())
-            dead = await dead_letter(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.event_id)
-        finally:
-            server.stop()
+    with captured_logs() as logs, ServerThread(create_app(settings)):
+        order_id = await an_order(shop, alice.user_id, "CONFIRMED")
+        confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
+        await publish(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes())
+        dead = await dead_letter(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.event_id)
     headers = headers_of(dead)
     # The first call the event needs (order, to check it) gets no token.
     assert headers["x-dlq-reason"] == (
@@ -92,36 +87,32 @@ async def test_the_worker_rides_out_an_auth_outage(
     )
     order_id = await an_order(shop, alice.user_id, "CONFIRMED")
     confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
-    replacement = None
-    with captured_logs() as logs:
-        server = ServerThread(create_app(settings)).start()
-        try:
-            await publish(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes())
+    with (
+        captured_logs() as logs,
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as http,
+    ):
+        await publish(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes())
+        await eventually(
+            lambda: logs.getvalue().count("event handler failed; retrying") >= 2,
+            what="failed attempts while auth is away",
+        )
+        assert about(notifications(http, alice.token), order_id) == []
+        # Auth comes back: another instance of the same realm (same database, keys).
+        # Its tokens name the same issuer, so order and billing take them too.
+        auth_settings = make_auth_settings(
+            tmp_path,
+            auth_port,
+            database_url=auth_server.app.state.settings.database_url,  # type: ignore[attr-defined]
+            redis_url=valkey.url,
+            issuer=issuer,
+        )
+        with ServerThread(create_auth_app(auth_settings), auth_port):
             await eventually(
-                lambda: logs.getvalue().count("event handler failed; retrying") >= 2,
-                what="failed attempts while auth is away",
+                lambda: bool(about(notifications(http, alice.token), order_id)),
+                within=15,
+                what="the notification once auth answers",
             )
-            with httpx.Client(base_url=server.base_url, timeout=10) as http:
-                assert about(notifications(http, alice.token), order_id) == []
-                # Auth comes back: another instance of the same realm (same database, keys).
-                # Its tokens name the same issuer, so order and billing take them too.
-                auth_settings = make_auth_settings(
-                    tmp_path,
-                    auth_port,
-                    database_url=auth_server.app.state.settings.database_url,  # type: ignore[attr-defined]
-                    redis_url=valkey.url,
-                    issuer=issuer,
-                )
-                replacement = ServerThread(create_auth_app(auth_settings), auth_port).start()
-                await eventually(
-                    lambda: bool(about(notifications(http, alice.token), order_id)),
-                    within=15,
-                    what="the notification once auth answers",
-                )
-        finally:
-            server.stop()
-            if replacement is not None:
-                replacement.stop()
     [row] = await stored(settings.database_url, order_id)
     assert row["email"] == "alice@example.com"
     assert "OwnerUnavailable" in logs.getvalue()  # no token for order while auth was away
@@ -149,19 +140,17 @@ async def test_a_directory_that_fails_is_retried_not_taken_for_an_unknown_custom
         seed_demo_realm=False,
         issuer=issuer,  # the same realm's name and keys: order takes its tokens
     )
-    broken_auth = ServerThread(create_auth_app(auth_settings), auth_port).start()
     settings = make_settings(
         tmp_path, issuer, own_kafka.bootstrap, auth_url=f"http://127.0.0.1:{auth_port}", **shop.urls
     )
-    server = ServerThread(create_app(settings)).start()
-    try:
+    with (
+        ServerThread(create_auth_app(auth_settings), auth_port),
+        ServerThread(create_app(settings)),
+    ):
         order_id = await an_order(shop, alice.user_id, "CONFIRMED")
         confirmed = event(ORDER_CONFIRMED, alice.user_id, order_id)
         await publish(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.to_bytes())
         dead = await dead_letter(own_kafka.bootstrap, ORDER_CONFIRMED, confirmed.event_id)
-    finally:
-        server.stop()
-        broken_auth.stop()
     headers = headers_of(dead)
     assert headers["x-dlq-reason"] == (
         "handler failed: DirectoryUnavailable: user directory answered 500"
@@ -183,13 +172,9 @@ async def test_billing_away_is_retried_then_dead_lettered_not_taken_for_a_forger
     order_id = await an_order(shop, alice.user_id, "CONFIRMED")
     await a_payment(shop, alice.user_id, order_id)
     paid = event(PAYMENT_SUCCEEDED, alice.user_id, order_id)
-    with captured_logs() as logs:
-        server = ServerThread(create_app(settings)).start()
-        try:
-            await publish(own_kafka.bootstrap, PAYMENT_SUCCEEDED, paid.to_bytes())
-            dead = await dead_letter(own_kafka.bootstrap, PAYMENT_SUCCEEDED, paid.event_id)
-        finally:
-            server.stop()
+    with captured_logs() as logs, ServerThread(create_app(settings)):
+        await publish(own_kafka.bootstrap, PAYMENT_SUCCEEDED, paid.to_bytes())
+        dead = await dead_letter(own_kafka.bootstrap, PAYMENT_SUCCEEDED, paid.event_id)
     headers = headers_of(dead)
     assert headers["x-dlq-reason"] == (
         "handler failed: OwnerUnavailable: billing unreachable: ConnectError"
