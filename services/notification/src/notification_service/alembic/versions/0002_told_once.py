@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-30 10:00:00.000000
+Create Date: 2026-11-22 10:00:00.000000
 
 A unique index, so two copies of one event (different event ids) handled at
 the same time cannot both tell the customer. NULLs are distinct on SQLite and
