@@ -9,12 +9,12 @@ row version under READ COMMITTED), so no read-then-write race can oversell.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import CursorResult, Insert, Select, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from hopkit.db import insert_unless_present
+from sqlalchemy import CursorResult, Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -139,26 +139,7 @@ async def claim_order(
         "created_at": now,
         "updated_at": now,
     }
-    statement = _insert_ignoring_duplicates(session, values)
-    result = await session.execute(statement)
-    return _rowcount(result) == 1
-
-
-def _insert_ignoring_duplicates(session: AsyncSession, values: Mapping[str, object]) -> Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return (
-            postgresql.insert(Reservation)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["order_id"])
-        )
-    if dialect == "sqlite":
-        return (
-            sqlite.insert(Reservation)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["order_id"])
-        )
-    return insert(Reservation).values(**values)  # pragma: no cover - other databases
+    return await insert_unless_present(session, Reservation, values, ["order_id"])
 
 
 async def add_items(

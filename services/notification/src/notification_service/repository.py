@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CursorResult, Insert, exists, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from hopkit.db import insert_unless_present
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import TOLD_COLUMNS, Notification
@@ -26,22 +26,9 @@ async def add_unless_told(session: AsyncSession, notification: Notification) -> 
     serializes the two. The transaction stays usable either way (no error,
     no SAVEPOINT). ``notification`` is not added to the session.
     """
-    values = {column.key: getattr(notification, column.key) for column in Notification.__table__.c}
-    result = await session.execute(_insert_unless_told(session, values))
-    assert isinstance(result, CursorResult)
-    return int(result.rowcount) == 1
-
-
-def _insert_unless_told(session: AsyncSession, values: dict[str, object]) -> Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        statement = sqlite.insert(Notification).values(values)
-        return statement.on_conflict_do_nothing(index_elements=TOLD_COLUMNS)
-    if dialect == "postgresql":
-        pg_statement = postgresql.insert(Notification).values(values)
-        return pg_statement.on_conflict_do_nothing(index_elements=TOLD_COLUMNS)
-    # Elsewhere a duplicate fails on the index; the retry then finds the customer told.
-    return insert(Notification).values(values)  # pragma: no cover - other databases
+    columns = Notification.__table__.c
+    values = {column.key: getattr(notification, column.key) for column in columns}
+    return await insert_unless_present(session, Notification, values, TOLD_COLUMNS)
 
 
 async def for_recipient(session: AsyncSession, recipient: str, limit: int) -> list[Notification]:

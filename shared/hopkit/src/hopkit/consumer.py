@@ -45,19 +45,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from sqlalchemy import (
     Column,
-    CursorResult,
     DateTime,
-    Insert,
     MetaData,
     String,
     Table,
-    insert,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import tracing
+from .db import insert_unless_present
 from .events import (
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
@@ -323,9 +320,7 @@ class EventConsumer:
             "consumer_group": self.group_id,
             "processed_at": datetime.now(UTC),
         }
-        result = await session.execute(_insert_unless_present(session, values))
-        assert isinstance(result, CursorResult)
-        return int(result.rowcount) == 1
+        return await insert_unless_present(session, _processed, values)
 
     async def _already_processed(self, session: AsyncSession, event_id: str) -> bool:
         found = await session.scalar(
@@ -400,18 +395,6 @@ class EventConsumer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
         return self._stopping.is_set()
-
-
-def _insert_unless_present(session: AsyncSession, values: Mapping[str, Any]) -> Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL (on PostgreSQL it waits
-    for a concurrent insert of the same key to commit or roll back, then decides)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        return sqlite.insert(_processed).values(**values).on_conflict_do_nothing()
-    if dialect == "postgresql":
-        return postgresql.insert(_processed).values(**values).on_conflict_do_nothing()
-    # Elsewhere a duplicate fails on the primary key; the retry then finds it processed.
-    return insert(_processed).values(**values)  # pragma: no cover - other databases
 
 
 def _dlq_headers(record: ConsumerRecord, reason: str, attempts: int, group: str) -> RecordHeaders:

@@ -7,14 +7,15 @@ rolls back when it fails, so service code never commits.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 from alembic import command
 from alembic.config import Config
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import CursorResult, Insert, Table, event, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import DeclarativeBase
 
 
 def async_url(url: str) -> str:
@@ -55,6 +57,38 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+async def insert_unless_present(
+    session: AsyncSession,
+    table: Table | type[DeclarativeBase],
+    values: Mapping[str, Any],
+    index_elements: Sequence[str] | None = None,
+) -> bool:
+    """``INSERT ... ON CONFLICT [(index_elements)] DO NOTHING`` into ``table`` (a table or a
+    mapped class); True if the row was inserted.
+
+    Settles a race between two writers of the same key without an error, so the
+    transaction stays usable (no SAVEPOINT). On PostgreSQL the second waits for
+    the first to commit or roll back, then decides; on SQLite the write lock
+    serializes them. With ``index_elements`` only that unique index's conflict
+    is absorbed: any other violation still raises. Elsewhere it is a plain
+    insert, whose duplicate fails and is retried by the caller.
+    """
+    dialect = session.get_bind().dialect.name
+    statement: Insert
+    columns = list(index_elements) if index_elements is not None else None
+    if dialect == "sqlite":
+        sqlite_insert = sqlite.insert(table).values(**values)
+        statement = sqlite_insert.on_conflict_do_nothing(index_elements=columns)
+    elif dialect == "postgresql":
+        postgresql_insert = postgresql.insert(table).values(**values)
+        statement = postgresql_insert.on_conflict_do_nothing(index_elements=columns)
+    else:  # pragma: no cover - other databases
+        statement = insert(table).values(**values)
+    result = await session.execute(statement)
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount) == 1
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
