@@ -297,6 +297,25 @@ async def test_malformed_cnf_refused(clients: AppFactory, make_token: MakeToken)
         assert response.json()["type"] == "urn:hopauth:problem:invalid-token"
 
 
+@pytest.mark.parametrize("dpop", [True, False], ids=["dpop-on", "dpop-off"])
+async def test_token_bound_by_an_unchecked_method_refused(
+    clients: AppFactory, make_token: MakeToken, key: DPoPKey, dpop: bool
+) -> None:
+    """RFC 7800 §3.1 / RFC 8705 §3: an mTLS-bound token is not a bearer token here."""
+    app = clients(dpop=dpop)
+    x5t = {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}
+    reason = "token bound by a confirmation method this service cannot check"
+    bearer = make_token(cnf=x5t)
+    response = await app.get("/orders", headers={"Authorization": f"Bearer {bearer}"})
+    assert_token_refused(response, reason, scheme="Bearer")
+    if dpop:
+        # Bound twice: a good DPoP proof does not make up for the binding left unchecked.
+        both = make_token(cnf={"jkt": key.thumbprint, **x5t})
+        proof = key.proof("GET", ORDERS, access_token=both)
+        response = await app.get("/orders", headers=dpop_headers(both, proof))
+        assert_token_refused(response, reason)
+
+
 async def test_wrongly_wired_dpop_validator_is_a_programming_error(
     clients: AppFactory, make_token: MakeToken
 ) -> None:

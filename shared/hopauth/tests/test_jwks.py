@@ -71,6 +71,32 @@ async def test_discovery_issuer_mismatch_gives_no_keys(
     assert fake_issuer.count(JWKS) == 0
 
 
+@pytest.mark.parametrize(
+    ("jwks_uri", "loads"),
+    [("http://issuer.example/jwks.json", False), ("https://issuer.example/jwks.json", True)],
+)
+async def test_https_issuer_keys_only_over_https(
+    fake_issuer: FakeIssuer,
+    issuer_http: httpx.AsyncClient,
+    clock: FakeClock,
+    jwks_uri: str,
+    loads: bool,
+) -> None:
+    """RFC 8414 §6.1: an https issuer's keys fetched over http could be swapped in transit."""
+    https_issuer = "https://issuer.example"
+    metadata = {"issuer": https_issuer, "jwks_uri": jwks_uri}
+    cache = JWKSCache(
+        issuer=https_issuer, http=issuer_http, clock=clock, discovery_path="/metadata"
+    )
+    fake_issuer.extra = {"/metadata": metadata}
+    if loads:
+        assert (await cache.get_key(KID)).key_id == KID
+    else:
+        with pytest.raises(HopAuthError, match="no usable jwks_uri"):
+            await cache.prefetch()
+        assert fake_issuer.count(JWKS) == 0
+
+
 async def test_discovery_url_built_from_issuer(
     fake_issuer: FakeIssuer, issuer_http: httpx.AsyncClient, clock: FakeClock
 ) -> None:

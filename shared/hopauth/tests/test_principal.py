@@ -108,6 +108,9 @@ def test_act_depth_capped() -> None:
         ({"sid": 12}, "sid claim must be a non-empty string"),
         ({"cnf": "x"}, "cnf claim must be an object"),
         ({"exp": "soon"}, "exp claim must be a number"),
+        # int(inf) raises OverflowError and int(nan) ValueError: a 500, not a refusal.
+        ({"exp": float("inf")}, "exp claim must be a number"),
+        ({"iat": float("nan")}, "iat claim must be a number"),
         ({"iss": None}, "iss claim must be a non-empty string"),
     ],
 )

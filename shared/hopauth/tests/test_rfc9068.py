@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from typing import Any
 
@@ -342,6 +343,39 @@ async def test_bad_claim_shapes_refused(
     assert await reason_for(validator, make_token(act="gateway")) == "act claim must be an object"
     assert await reason_for(validator, make_token(exp="tomorrow")) == "exp claim must be a number"
     assert await reason_for(validator, make_token(iat=True)) == "iat claim must be a number"
+
+
+def _signed_with_raw_claim(key: ec.EllipticCurvePrivateKey, name: str, literal: str) -> str:
+    """A token whose ``name`` claim is the JSON text ``literal``, which json.dumps cannot write."""
+    claims = {k: v for k, v in default_claims().items() if k != name}
+    payload = json.dumps(claims)[:-1] + f', "{name}": {literal}}}'
+    signing_input = f"{b64json(HEADER)}.{b64url(payload.encode())}"
+    signature = ECAlgorithm(ECAlgorithm.SHA256).sign(signing_input.encode(), key)
+    return f"{signing_input}.{b64url(signature)}"
+
+
+@pytest.mark.parametrize(
+    ("name", "literal", "reason"),
+    [
+        # Python reads 1e400 as infinity: an exp that never comes, and int() of it raised
+        # OverflowError, a 500 instead of a 401.
+        ("exp", "1e400", "exp claim must be a number"),
+        ("exp", "-1e400", "exp claim must be a number"),
+        ("iat", "1e400", "iat claim must be a number"),
+        # NaN and Infinity are not JSON (RFC 8259 §6); a NaN nbf compares false, so it was ignored.
+        ("nbf", "NaN", "malformed claims"),
+        ("exp", "Infinity", "malformed claims"),
+    ],
+)
+async def test_non_finite_dates_refused(
+    validator: AccessTokenValidator,
+    signing_key: ec.EllipticCurvePrivateKey,
+    name: str,
+    literal: str,
+    reason: str,
+) -> None:
+    token = _signed_with_raw_claim(signing_key, name, literal)
+    assert await reason_for(validator, token) == reason
 
 
 async def test_revoked_session_refused(static_keys: StaticKeySource, make_token: MakeToken) -> None:

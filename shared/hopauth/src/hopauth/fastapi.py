@@ -20,6 +20,8 @@ DPoP (RFC 9449 §7) has one switch, ``app.state.hopauth_dpop``: a
   with exactly one valid ``DPoP`` proof for this method and URL, signed by its
   key. It is refused as a bearer token, and refused outright when DPoP is
   off: a service that cannot check the proof must not let the binding lapse.
+* A token bound by any other confirmation method (another ``cnf`` member,
+  such as RFC 8705's ``x5t#S256``) is refused, for the same reason.
 * ``app.state.hopauth_require_dpop = True`` (with DPoP on) also refuses unbound
   tokens: for internal services whose callers all hold keys. Leave it off
   where browsers' bearer tokens arrive.
@@ -262,6 +264,16 @@ async def _check_binding(
     dpop: DPoPProofValidator | None,
 ) -> None:
     """RFC 9449 §7.1: a bound token only with its key's proof; unbound ones as configured."""
+    unchecked = set(principal.confirmation or ()) - {"jkt"}
+    if unchecked:
+        # RFC 7800 §3.1: cnf names the key the presenter must prove. Only DPoP's
+        # jkt is checked here; accepting e.g. an mTLS-bound (RFC 8705 x5t#S256)
+        # token as bearer would quietly undo its binding.
+        reason = "token bound by a confirmation method this service cannot check"
+        logger.info(
+            "token jti=%s refused: %s (%s)", principal.token_id, reason, " ".join(sorted(unchecked))
+        )
+        raise _invalid_token(reason, scheme, realm, dpop)
     jkt = principal.confirmation_jkt
     if jkt is None:
         if scheme == "dpop":

@@ -211,7 +211,10 @@ class JWKSCache:
                 f"issuer in metadata {metadata.get('issuer')!r} does not match {self._issuer!r}"
             )
         jwks_uri = metadata.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+        # An https issuer's keys over plain http could be swapped in transit, and
+        # whoever swaps them mints tokens (RFC 8414 §6.1: TLS throughout).
+        schemes = ("https://",) if self._issuer.startswith("https://") else ("https://", "http://")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(schemes):
             raise HopAuthError("authorization server metadata has no usable jwks_uri")
         self._jwks_uri = jwks_uri
         return jwks_uri

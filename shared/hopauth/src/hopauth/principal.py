@@ -7,6 +7,7 @@ RFC 7800 §3.1 (``cnf``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -40,6 +41,9 @@ class Principal:
     issuer: str
     issued_at: int
     expires_at: int
+    #: ``cnf`` (RFC 7800 §3.1). hopauth checks only ``jkt``; a token naming any
+    #: other confirmation method must be refused unless the caller checks it
+    #: (``hopauth.fastapi`` refuses it), or its binding quietly lapses.
     confirmation: Mapping[str, Any] | None = None
     #: ``cnf.jkt`` (RFC 9449 §6.1): the token is DPoP-bound to the key with this
     #: RFC 7638 thumbprint, and is only good with a proof signed by that key.
@@ -114,9 +118,12 @@ def _optional_str(claims: Mapping[str, Any], name: str) -> str | None:
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str) -> int:
-    """RFC 7519 §2 NumericDate; bool is refused because it is an int in Python."""
+    """RFC 7519 §2 NumericDate; bool is refused because it is an int in Python.
+
+    Python's JSON parser reads ``1e400`` as infinity and accepts ``NaN``: neither is a date.
+    """
     value = claims.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidTokenError(f"{name} claim must be a number")
     return int(value)
 

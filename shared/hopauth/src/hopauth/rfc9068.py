@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import time
 from collections.abc import Collection, Sequence
@@ -218,10 +219,12 @@ class AccessTokenValidator:
 
 
 def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
+    """RFC 7519 §2 NumericDate, finite: ``1e400`` parses as infinity, and an
+    infinite ``exp`` would never expire (a NaN ``nbf`` never compares true)."""
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidTokenError(f"{name} claim must be a number")
     return float(value)
 
@@ -240,12 +243,13 @@ def _decode_header(segment: str) -> dict[str, Any]:
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
-    """Parse a JSON object, refusing duplicate member names (RFC 7515 §5.2 step 4).
+    """Parse a JSON object, refusing duplicate member names (RFC 7515 §5.2 step 4)
+    and ``NaN``/``Infinity``, which are not JSON (RFC 8259 §6).
 
     Parsers disagree on which duplicate wins; refusing them closes that gap.
     """
     try:
-        value = json.loads(raw, object_pairs_hook=_no_duplicates)
+        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
@@ -256,3 +260,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(result) != len(pairs):
         raise ValueError("duplicate member name")
     return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
