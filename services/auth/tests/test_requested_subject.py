@@ -142,6 +142,18 @@ def test_the_token_never_outlives_the_actor(
     assert claims(response.json()["access_token"])["exp"] == claims(actor)["exp"]
 
 
+def test_an_actor_token_expired_within_the_leeway_is_refused(
+    http: httpx.Client, auth_server: ServerThread, alice_id: str, carol_token: str
+) -> None:
+    """Not a token already dead on issue (exp = the actor's, past)."""
+    actor = mint(
+        auth_server, subject=claims(carol_token)["sub"], scopes=["support:read"], lifetime=-5
+    )
+    response = delegate(http, actor, alice_id)
+    assert_oauth_error(response, 400, "invalid_request")
+    assert response.json()["error_description"] == "Invalid 'actor_token': expired"
+
+
 def test_the_issuer_logs_who_acted_for_whom(
     http: httpx.Client, alice_id: str, carol_token: str, caplog: pytest.LogCaptureFixture
 ) -> None:

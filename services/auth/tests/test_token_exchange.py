@@ -138,6 +138,16 @@ def test_expired_subject_token_is_refused(http: httpx.Client, auth_server: Serve
     assert_oauth_error(response, 400, "invalid_request")
 
 
+def test_subject_token_expired_within_the_leeway_is_refused(
+    http: httpx.Client, auth_server: ServerThread
+) -> None:
+    """A token just past exp was exchanged for one already dead: expires_in -5 (RFC 6749 §5.1)."""
+    expired = mint(auth_server, scopes=["orders:read"], lifetime=-5)
+    response = exchange(http, "gateway", expired, "order", "orders:read")
+    assert_oauth_error(response, 400, "invalid_request")
+    assert response.json()["error_description"] == "Invalid 'subject_token': expired"
+
+
 def test_subject_token_of_a_revoked_login_is_refused(http: httpx.Client) -> None:
     session = login(http, "alice")
     assert http.post(
@@ -328,6 +338,21 @@ class TestDelegation:
 
         someone_else = mint(auth_server, extra={"may_act": {"sub": "some-other-service"}})
         response = exchange(http, "gateway", someone_else, "order", "orders:read")
+        assert_oauth_error(response, 400, "invalid_request")
+        assert "may_act" in response.json()["error_description"]
+
+    @pytest.mark.parametrize(
+        "may_act",
+        [{}, {"email": "support@example.com"}, {"sub": "gateway", "email": "x@example.com"}],
+        ids=["names-nobody", "unchecked-claim", "checked-and-unchecked"],
+    )
+    def test_may_act_we_cannot_check_allows_no_one(
+        self, http: httpx.Client, auth_server: ServerThread, may_act: dict[str, str]
+    ) -> None:
+        """Fail closed: a may_act identifying the actor by claims we do not compare
+        (or by none) used to let any actor through."""
+        subject = mint(auth_server, extra={"may_act": may_act})
+        response = exchange(http, "gateway", subject, "order", "orders:read")
         assert_oauth_error(response, 400, "invalid_request")
         assert "may_act" in response.json()["error_description"]
 

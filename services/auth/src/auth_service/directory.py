@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import jwt
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from hopauth import InvalidTokenError, Principal
 from hopauth.fastapi import Requires
 from hopkit.problems import Problem
@@ -55,8 +55,12 @@ class IssuerKeys:
         return jwt.PyJWK(jwk)
 
 
+#: User ids are ours (UUIDs); checked before any query, as PostgreSQL refuses NUL in text.
+USER_ID = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description="The user's id")
+
+
 @router.get("/users/{user_id}", response_model=UserOut)
-async def get_user(user_id: str, principal: UserReader, server: ServerDep) -> UserOut:
+async def get_user(principal: UserReader, server: ServerDep, user_id: str = USER_ID) -> UserOut:
     def load() -> UserOut | None:
         with transaction(server.context.db) as session:
             user = repository.user_by_id(session, user_id)

@@ -18,6 +18,7 @@ from .. import repository
 from ..db import transaction
 from ..models import AuthorizationCode, LoginSession, User
 from .clients import RegisteredClient, hash_secret
+from .errors import shown
 from .server import HopAuthorizationServer
 
 
@@ -64,6 +65,21 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
     server: HopAuthorizationServer
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: RegisteredClient) -> Any:
+        """RFC 6749 §3.1.2.3: a registered redirect URI only.
+
+        Authlib quotes an unregistered URI in the error description, where RFC 6749
+        §5.2 forbids most characters (its ValueError would be a 500): refuse it here,
+        quoted safely.
+        """
+        redirect_uri = request.payload.redirect_uri
+        if redirect_uri and not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError(
+                f"Redirect URI {shown(redirect_uri)} is not registered for this client."
+            )
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         client: RegisteredClient = request.client

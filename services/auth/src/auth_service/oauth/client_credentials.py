@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grant
 
 from .clients import RegisteredClient
 from .dpop import token_type
-from .errors import InvalidTargetError
+from .errors import InvalidTargetError, shown
 from .params import requested_scopes, single
 from .server import HopAuthorizationServer
 
@@ -36,11 +36,14 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
             (audience,) = table
         allowed = table.get(audience)
         if allowed is None:
-            raise InvalidTargetError(f"Client may not obtain tokens for audience '{audience}'.")
+            raise InvalidTargetError(
+                f"Client may not obtain tokens for audience '{shown(audience)}'."
+            )
         wanted = requested_scopes(self.request)
         if wanted is not None and not wanted <= allowed:
             raise InvalidScopeError(
-                f"Scope(s) not registered for this client: {' '.join(sorted(wanted - allowed))}"
+                "Scope(s) not registered for this client: "
+                + shown(" ".join(sorted(wanted - allowed)))
             )
         self.request.extra["audience"] = audience
         self.request.extra["scopes"] = wanted if wanted is not None else allowed

@@ -66,13 +66,15 @@ from ..policy import DelegationPolicy
 from ..tokens import TokenVerificationError, act_chain, audiences, summary
 from .clients import TOKEN_EXCHANGE, RegisteredClient
 from .dpop import token_type
-from .errors import InvalidTargetError
+from .errors import InvalidTargetError, shown
 from .params import requested_scopes, single
 from .server import HopAuthorizationServer
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 #: User ids are at most this long (models.User.id); a longer one names nobody.
 MAX_USER_ID = 64
+#: The ``may_act`` members (RFC 8693 §4.4) compared with the acting party.
+_MAY_ACT_CLAIMS = frozenset({"sub", "client_id", "iss"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         grantable = client.policy.exchangeable(params.audience, subject_scopes)
         if grantable is None:
             raise InvalidTargetError(
-                f"This client may not exchange for audience '{params.audience}'."
+                f"This client may not exchange for audience '{shown(params.audience)}'."
             )
         if delegation is not None:
             grantable &= delegation.scopes
@@ -248,7 +250,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         if excess := wanted - grantable:
             raise InvalidScopeError(
                 "Scope(s) beyond the subject token or this client's policy: "
-                + " ".join(sorted(excess))
+                + shown(" ".join(sorted(excess)))
             )
         return wanted
 
@@ -258,6 +260,10 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
             claims = self.server.context.tokens.verify(token)
         except TokenVerificationError as exc:
             raise InvalidRequestError(f"Invalid '{name}': {exc}") from None
+        if claims["exp"] <= self.server.context.now():
+            # verify() allows clock-skew leeway past exp; a token minted from this
+            # one would already be dead (exp = not_after, expires_in <= 0).
+            raise InvalidRequestError(f"Invalid '{name}': expired")
         sid = claims.get("sid")
         if sid is not None and not self.server.context.sessions.is_active(str(sid)):
             raise InvalidRequestError(f"Invalid '{name}': its session was revoked.")
@@ -270,7 +276,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         delegation = client.policy.delegation.get(audience)
         if delegation is None:
             raise InvalidRequestError(
-                f"This client may not present an actor token for audience '{audience}'."
+                f"This client may not present an actor token for audience '{shown(audience)}'."
             )
         if client.client_id not in audiences(actor):
             raise InvalidRequestError("The actor token was not issued to this client.")
@@ -303,18 +309,20 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
     def _check_may_act(
         subject: Mapping[str, Any], actor: Mapping[str, Any] | None, client: RegisteredClient
     ) -> None:
-        """RFC 8693 §4.4: if the subject names who may act for it, hold to that."""
+        """RFC 8693 §4.4: if the subject names who may act for it, hold to that.
+
+        Fails closed: a ``may_act`` naming nobody, or identifying the actor by a
+        claim we do not compare, allows no one rather than everyone.
+        """
         may_act = subject.get("may_act")
         if may_act is None:
             return
         if not isinstance(may_act, Mapping):
             raise InvalidRequestError("Malformed 'may_act' claim in the subject token.")
         acting = actor if actor is not None else {"sub": client.client_id}
-        for claim, allowed in may_act.items():
-            if claim in ("sub", "client_id", "iss") and acting.get(claim) != allowed:
-                raise InvalidRequestError(
-                    "The subject token's 'may_act' does not allow this actor."
-                )
+        unchecked = not may_act or not set(may_act) <= _MAY_ACT_CLAIMS
+        if unchecked or any(acting.get(claim) != allowed for claim, allowed in may_act.items()):
+            raise InvalidRequestError("The subject token's 'may_act' does not allow this actor.")
 
     @staticmethod
     def _act_claim(

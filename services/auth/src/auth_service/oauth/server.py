@@ -26,6 +26,7 @@ from ..tokens import AccessTokens
 from .client_auth import authenticate_client_secret_basic, check_single_auth_method
 from .clients import RegisteredClient, hash_secret
 from .dpop import token_type
+from .errors import shown
 from .requests import ParsedRequest
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,11 @@ class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         return super().create_token_response(request)  # type: ignore[no-any-return]
 
     def get_authorization_grant(self, request: ParsedRequest) -> Any:
+        if response_type := request.payload.response_type:
+            # Authlib quotes an unknown type as the error description, where RFC 6749
+            # §5.2 forbids most characters (its ValueError would be a 500). No grant
+            # has a type with such characters, so the safe rendering changes no match.
+            request.payload.data["response_type"] = shown(response_type)
         try:
             return super().get_authorization_grant(request)
         except UnsupportedResponseTypeError as error:
