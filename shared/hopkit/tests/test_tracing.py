@@ -75,6 +75,31 @@ async def test_hostile_request_id_is_replaced() -> None:
     assert response.headers["x-request-id"] != "x" * 65
 
 
+async def test_non_ascii_request_id_is_replaced_so_downstream_calls_can_carry_it() -> None:
+    # Latin-1 bytes arrive from the wire; httpx refuses to send a non-ASCII header
+    # value, so keeping the id would turn every downstream call into a 500.
+    transport = httpx.ASGITransport(app=app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/hop", headers=[(b"x-request-id", b"caf\xe9")])
+    outgoing = response.json()
+    assert response.status_code == 200
+    assert outgoing["x-request-id"] == response.headers["x-request-id"]
+    assert outgoing["x-request-id"].isascii()
+    httpx.Request("GET", "http://downstream/", headers=outgoing)  # encodes, or raises
+
+
+def test_a_consumer_trace_refuses_a_non_ascii_request_id() -> None:
+    # Kafka record headers are decoded as UTF-8: the same rule applies to them.
+    token = tracing.start("caf\u00e9", INCOMING)
+    try:
+        outgoing = tracing.outgoing_headers()
+    finally:
+        tracing.reset(token)
+    assert outgoing["x-request-id"].isascii()
+    assert outgoing["x-request-id"] != "caf\u00e9"
+    httpx.Request("GET", "http://downstream/", headers=outgoing)
+
+
 async def test_log_lines_carry_the_ids_and_annotations(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="access")
     await call({"traceparent": INCOMING, "x-request-id": "req-2"})

@@ -23,6 +23,7 @@ from hopauth import (
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
 from hopkit import dpop, forwarding, health, outgoing, receiving
+from hopkit.bodylimit import BodyLimitMiddleware
 from hopkit.health import Check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
@@ -121,5 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_auth_problem_handlers(app)
     forwarding.install(app, settings.propagation, service="gateway", weakened=WEAKENED)
+    # The public edge: bodies are capped before FastAPI reads one (before any token check).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

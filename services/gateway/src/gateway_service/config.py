@@ -42,6 +42,8 @@ class Settings(CommonSettings):
     notification_url: str = _url("HOPSHOP_NOTIFICATION_URL", 8005)
     # A slow service must not hold a request (and a worker) for long: past this, 504.
     downstream_timeout: float = Field(default=5.0, gt=0)
+    # The largest request body read (413 beyond): a full order is a few kB of JSON.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # Per-user rate limit: at most rate_limit requests per rate_window seconds.
     rate_limit: int = Field(default=20, ge=1)

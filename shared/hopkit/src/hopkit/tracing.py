@@ -51,12 +51,23 @@ def parse_traceparent(value: str | None) -> tuple[str, bool] | None:
     return match.group(1), int(match.group(3), 16) & 1 == 1
 
 
+def _usable_request_id(value: str | None) -> str | None:
+    """``value`` if it can be logged and sent on as an ``x-request-id`` header, else None.
+
+    Printable ASCII only (RFC 9110 §5.5 field values are ASCII in practice): httpx
+    refuses to send anything else, so a hostile id would fail every downstream call.
+    """
+    if value and len(value) <= 64 and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
 def start(request_id: str | None, traceparent: str | None) -> contextvars.Token[Any]:
     """Enter a trace context (also used by Kafka consumers for each event)."""
     parsed = parse_traceparent(traceparent)
     trace_id, sampled = parsed if parsed else (secrets.token_hex(16), True)
     context = TraceContext(
-        request_id=request_id or trace_id[:16],
+        request_id=_usable_request_id(request_id) or trace_id[:16],
         trace_id=trace_id,
         span_id=secrets.token_hex(8),
         sampled=sampled,
@@ -116,8 +127,7 @@ class TracingMiddleware:
             return
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else None
-        request_id = request_id or f"{self._prefix}-{next(self._counter):x}"
+        request_id = _usable_request_id(incoming) or f"{self._prefix}-{next(self._counter):x}"
         trace_token = start(request_id, headers.get(b"traceparent", b"").decode("latin-1"))
         annotations, annotations_token = begin_annotations()
         started = time.perf_counter()
