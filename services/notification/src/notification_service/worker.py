@@ -22,8 +22,9 @@ Outcomes per event:
   forgeries would only bury it);
 * the directory, order or billing cannot answer (down, 5xx, refused our
   token): retried with backoff, then dead-lettered with the reason;
-* malformed (unknown type, no subject, no order id) or a subject the directory
-  does not know (404): dead-lettered at once, nothing stored, offset committed.
+* malformed (unknown type, or another topic's, no subject, no order id) or a
+  subject the directory does not know (404): dead-lettered at once, nothing
+  stored, offset committed.
   An unknown customer is not retried (auth said no; asking again will not
   change that) but it is not dropped either: an event about a user who does
   not exist is either forged or a sign that two services disagree, and the
@@ -59,6 +60,8 @@ def make_handler(directory: UserDirectory, owners: Owners) -> Handler:
 
     async def handle(session: AsyncSession, envelope: Envelope, record: Any) -> None:
         claim = claim_from(envelope)
+        if claim.kind != record.topic:  # news of one kind on another's topic: which is it?
+            raise PoisonMessage(f"type {claim.kind!r} does not belong on topic {record.topic!r}")
         annotate(recipient=claim.recipient, order_id=claim.order_id)
         try:
             stored = await service.notify_about(session, claim, owners, directory)

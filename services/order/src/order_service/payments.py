@@ -58,6 +58,8 @@ def payment_handler(inventory: Inventory, billing: Billing) -> Handler:
     async def handle(session: AsyncSession, envelope: Envelope, record: Any) -> None:
         if record.topic not in _EXPECTED:
             raise PoisonMessage(f"order does not handle topic {record.topic}")
+        if envelope.type != record.topic:  # a payment.failed on payment.succeeded: which is it?
+            raise PoisonMessage(f"type is not {record.topic!r}, the topic it came on")
         order_id = _order_id(envelope)
         annotate(order_id=order_id)
         payment = await billing.payment(order_id)  # before any write: see the module docstring

@@ -21,8 +21,10 @@ record above skips them) rather than losing them. A handler that fails is
 retried with exponential backoff; after ``max_attempts`` the record goes to
 ``<topic>.dlq`` with headers saying why, and its offset is committed so one
 bad event does not stop the partition. A record that is not a valid
-envelope (a poison message) goes to the DLQ at once. Records of one
-partition are handled one at a time, in order.
+envelope (a poison message) goes to the DLQ at once. A record that cannot
+be copied there (larger than a producer may send, or one aiokafka cannot
+decode) leaves a dead letter with an empty value and headers saying where
+it still is. Records of one partition are handled one at a time, in order.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ from aiokafka import (  # type: ignore[import-untyped]
     TopicPartition,
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    KafkaError,
+    MessageSizeTooLargeError,
+)
 from sqlalchemy import (
     Column,
     DateTime,
@@ -186,9 +191,19 @@ class EventConsumer:
         while not self._stopping.is_set():
             try:
                 consumer = await self._ensure_consumer()
-                batches = await consumer.getmany(
-                    timeout_ms=int(self.poll_timeout * 1000), max_records=100
-                )
+                try:
+                    batches = await consumer.getmany(
+                        timeout_ms=int(self.poll_timeout * 1000), max_records=100
+                    )
+                except UnicodeDecodeError:
+                    # aiokafka cannot decode a record (a header key that is not UTF-8) and
+                    # raises at every fetch of it: find it, dead-letter a note, carry on.
+                    await self._skip_undecodable(consumer)
+                    continue
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        await self._rewind(consumer)
+                    raise
                 await self._handle_batches(consumer, batches)
             except asyncio.CancelledError:
                 raise
@@ -241,6 +256,44 @@ class EventConsumer:
                     consumer.seek(tp, offset)
             raise
 
+    async def _rewind(self, consumer: Any) -> None:
+        """Every partition back to its committed offset: to what this group has handled.
+
+        A getmany() that fails while decoding has already moved the positions of the
+        partitions it drained before the failure, and their records are lost to us.
+        """
+        earliest = self.consumer_options.get("auto_offset_reset", "earliest") == "earliest"
+        for tp in consumer.assignment():
+            offset = await consumer.committed(tp)
+            if offset is not None:
+                consumer.seek(tp, offset)
+            elif earliest:  # nothing committed yet: nothing handled yet either
+                await consumer.seek_to_beginning(tp)
+
+    async def _skip_undecodable(self, consumer: Any) -> None:
+        """Read each partition alone, one record at a time, dead-lettering what cannot be read.
+
+        The record aiokafka cannot decode cannot be copied to the DLQ either; the
+        dead letter carries no value, and headers saying where the record still is.
+        """
+        await self._rewind(consumer)
+        partitions = sorted(consumer.assignment())
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            while await consumer.position(tp) < ends[tp]:
+                if self._stopping.is_set():
+                    raise _Stopping
+                try:
+                    batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+                except UnicodeDecodeError as exc:
+                    offset = await consumer.position(tp)  # the records before it were handled
+                    reason = f"poison: undecodable record ({type(exc).__name__}); not copied"
+                    await self._send_dead_letter(tp.topic, tp.partition, offset, reason, attempts=0)
+                    await consumer.commit({tp: offset + 1})
+                    consumer.seek(tp, offset + 1)
+                    continue
+                await self._handle_batches(consumer, batch)
+
     async def _handle_record(self, record: ConsumerRecord) -> None:
         """The effect, or the DLQ; raises only when the record must be seen again."""
         trace = tracing.start(
@@ -259,6 +312,11 @@ class EventConsumer:
                 envelope = Envelope.parse(record.value)
             except PoisonMessage as poison:
                 await self._dead_letter(record, f"poison: {poison.reason}", attempts=0)
+                fields["outcome"] = "dead-lettered"
+                return
+            except Exception as exc:  # parsing is pure: whatever fails is the message's fault
+                reason = f"poison: unparseable ({type(exc).__name__})"
+                await self._dead_letter(record, reason, attempts=0)
                 fields["outcome"] = "dead-lettered"
                 return
             fields.update(event_id=envelope.event_id, type=envelope.type)
@@ -335,13 +393,39 @@ class EventConsumer:
         """Publish the record as it came, to ``<topic>.dlq``, with headers saying why."""
         producer = await self._ensure_producer()
         headers = [(key, value) for key, value in record.headers or () if key not in _DLQ_HEADERS]
-        headers += _dlq_headers(record, reason, attempts, self.group_id)
-        await producer.send_and_wait(
-            dlq(record.topic), value=record.value, key=record.key, headers=headers
+        headers += _dlq_headers(
+            record.topic, record.partition, record.offset, reason, attempts, self.group_id
         )
+        # aiokafka sends no record without key and value; such a record arrives all the same.
+        value = b"" if record.value is None and record.key is None else record.value
+        try:
+            await producer.send_and_wait(
+                dlq(record.topic), value=value, key=record.key, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            # Bigger than a producer may send: a copy is impossible, and failing here would
+            # stop the partition for good. The dead letter says where the record still is.
+            size = len(record.value or b"") + len(record.key or b"")
+            reason = f"{reason}; not copied: {size} bytes is too large"
+            await self._send_dead_letter(
+                record.topic, record.partition, record.offset, reason, attempts=attempts
+            )
+            return
         log.warning(
             "event sent to the dead-letter topic",
             extra={"topic": dlq(record.topic), "reason": reason[:_MAX_REASON]},
+        )
+
+    async def _send_dead_letter(
+        self, topic: str, partition: int, offset: int, reason: str, *, attempts: int
+    ) -> None:
+        """A dead letter without the record (an empty value): headers saying where it is and why."""
+        producer = await self._ensure_producer()
+        headers = _dlq_headers(topic, partition, offset, reason, attempts, self.group_id)
+        await producer.send_and_wait(dlq(topic), value=b"", key=None, headers=headers)
+        log.warning(
+            "event sent to the dead-letter topic",
+            extra={"topic": dlq(topic), "reason": reason[:_MAX_REASON], "copied": False},
         )
 
     # Clients ------------------------------------------------------------------------------
@@ -397,13 +481,15 @@ class EventConsumer:
         return self._stopping.is_set()
 
 
-def _dlq_headers(record: ConsumerRecord, reason: str, attempts: int, group: str) -> RecordHeaders:
+def _dlq_headers(
+    topic: str, partition: int, offset: int, reason: str, attempts: int, group: str
+) -> RecordHeaders:
     values = {
         DLQ_REASON: reason[:_MAX_REASON],
         DLQ_ATTEMPTS: str(attempts),
-        DLQ_TOPIC: record.topic,
-        DLQ_PARTITION: str(record.partition),
-        DLQ_OFFSET: str(record.offset),
+        DLQ_TOPIC: topic,
+        DLQ_PARTITION: str(partition),
+        DLQ_OFFSET: str(offset),
         DLQ_GROUP: group,
         DLQ_FAILED_AT: datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }

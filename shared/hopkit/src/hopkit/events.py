@@ -13,8 +13,9 @@ handler that failed this time (retried). Unknown top-level fields are
 ignored, so a producer can add a field without poisoning older consumers.
 
 No bearer token ever travels in a message (DESIGN.md): :meth:`Envelope.new`
-refuses data that carries one, and :meth:`Envelope.parse` treats such a
-message as poison, so a token that slipped in is never acted on or stored.
+refuses data that carries one, and :meth:`Envelope.parse` treats a message
+with one in any field as poison, so a token that slipped in is never acted
+on, stored or logged.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ def find_bearer_token(value: Any, path: str = "data") -> str | None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             child = f"{path}.{key}"
-            if isinstance(key, str) and (_token_key(key) or _token_value(key)):
+            if isinstance(key, str) and _token_value(key):
+                return f"{path} (a key)"  # the key is the token: name no part of it
+            if isinstance(key, str) and _token_key(key):
                 return child
             found = find_bearer_token(item, child)
             if found:
@@ -177,7 +180,10 @@ class Envelope(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is valid RFC 3339, but not in UTC
+            raise ValueError("out of range in UTC") from None
 
     @field_serializer("occurred_at")
     def _rfc3339(self, value: datetime) -> str:
@@ -241,7 +247,7 @@ class Envelope(BaseModel):
             envelope = cls.model_validate_json(raw)
         except ValidationError as exc:
             raise PoisonMessage(_describe(exc)) from None
-        found = find_bearer_token(envelope.data) or find_bearer_token(envelope.subject, "subject")
+        found = _bearer_token_in(raw)
         if found:
             raise PoisonMessage(f"carries what looks like a bearer token at {found}")
         return envelope
@@ -249,6 +255,22 @@ class Envelope(BaseModel):
     def to_bytes(self) -> bytes:
         """The record value: compact JSON, UTF-8."""
         return self.model_dump_json().encode()
+
+
+def _bearer_token_in(raw: bytes) -> str | None:
+    """Where in the envelope (any field, known or not) a bearer token seems to be, or None.
+
+    Every field, not only ``subject`` and ``data``: ``type`` and ``producer`` are
+    logged, and a field this version ignores still travels on with the record.
+    """
+    body = orjson.loads(raw)  # valid JSON object: the envelope was parsed from it
+    for key, value in body.items():
+        if _token_value(key):
+            return "envelope (a key)"  # the key is the token: name no part of it
+        found = key if _token_key(key) else find_bearer_token(value, key)
+        if found:
+            return found
+    return None
 
 
 def _describe(error: ValidationError) -> str:
