@@ -123,3 +123,11 @@ def test_a_bad_dpop_switch_is_refused(tmp_path: Path) -> None:
     options = Options(state_dir=tmp_path, environ={"HOPSHOP_DPOP": "maybe"})
     with pytest.raises(PlanError, match="HOPSHOP_DPOP"):
         build_plan(options, services=(AUTH,))
+
+
+def test_a_missing_kafka_broker_binary_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALF_TANSU_BIN", str(tmp_path / "no-tansu-here"))
+    with pytest.raises(PlanError, match="no Tansu broker binary for kafka: CALF_TANSU_BIN="):
+        build_plan(Options(state_dir=tmp_path, environ={}), services=(AUTH,))

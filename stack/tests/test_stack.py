@@ -7,13 +7,17 @@ not depend on services still being written; the registry logic is in test_compon
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
+import pty
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -232,3 +236,123 @@ def test_demo_and_attack_need_a_running_stack(
     assert "no running stack" in capsys.readouterr().err
     assert main(["attack", "--state-dir", str(tmp_path)]) == 2
     assert "no running stack" in capsys.readouterr().err
+
+
+def read_until(fd: int, marker: str, timeout: float = 60) -> str:
+    """Read a pty's output until ``marker`` shows up (or the time runs out)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:  # EIO: the other side is gone
+                break
+    return seen.decode(errors="replace")
+
+
+def on_a_terminal(
+    args: list[str], env: dict[str, str], err: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`hopshop ARGS` with a pty as its controlling terminal and stdout; stderr to ``err``."""
+    master, slave = pty.openpty()
+
+    def take_the_terminal() -> None:  # in the child, after setsid: the pty becomes its terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    with open(err, "wb") as err_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hopshop_stack", *args],
+            env={**os.environ, **env},
+            stdin=slave,
+            stdout=slave,
+            stderr=err_file,
+            start_new_session=True,
+            preexec_fn=take_the_terminal,
+        )
+    os.close(slave)
+    return process, master
+
+
+@pytest.mark.parametrize(
+    ("detach", "close_after", "exit_code"),
+    [
+        (False, "hopshop is up", 0),  # the foreground stack, once up
+        (True, "✓ kafka", 130),  # `up -d`, halfway through starting
+    ],
+)
+def test_closing_the_terminal_stops_everything(
+    tmp_path: Path, detach: bool, close_after: str, exit_code: int
+) -> None:
+    # Closing the terminal sends SIGHUP and makes every later write fail (EIO):
+    # `up` must stop what it started all the same, and forget it.
+    env = port_environment()
+    up = ["up", *(["-d"] if detach else []), "--only", "auth", "--state-dir", str(tmp_path)]
+    process, master = on_a_terminal(up, env, tmp_path / "stderr")
+    pids: dict[str, int] = {}
+    try:
+        seen = read_until(master, close_after)
+        assert close_after in seen, seen
+        pids = recorded_pids(tmp_path)
+        os.close(master)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in pids.values():
+            if processes.alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+    stderr = (tmp_path / "stderr").read_text()
+    assert process.returncode == exit_code, stderr
+    assert "Traceback" not in stderr, stderr
+    assert_all_gone(pids)
+    assert not (tmp_path / "stack.json").exists()
+    for name in ("valkey", "kafka", "auth"):
+        assert not processes.port_open(int(env[port_env(name)])), f"{name} still runs"
+
+
+def test_two_stop_signals_at_once_still_stop_everything(tmp_path: Path) -> None:
+    # `make up` under `uv run`: a SIGTERM to the group reaches `hopshop up` twice,
+    # once from the sender and once passed on by uv. A double Ctrl-C does the same.
+    env = port_environment()
+    up = ["up", "--only", "auth", "--state-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hopshop_stack", *up],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pids: dict[str, int] = {}
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        seen = ""
+        while "hopshop is up" not in seen and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert "hopshop is up" in seen, seen
+        pids = recorded_pids(tmp_path)
+
+        # Both pending at once, however fast the first one is handled.
+        process.send_signal(signal.SIGSTOP)
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGCONT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in pids.values():
+            if processes.alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+    assert process.returncode == 0, out + err
+    assert "Traceback" not in err, err
+    assert "stopped auth" in out and "stopped valkey" in out and "Stopped." in out
+    assert_all_gone(pids)
+    assert not (tmp_path / "stack.json").exists()

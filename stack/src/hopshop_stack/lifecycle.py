@@ -18,6 +18,7 @@ from typing import TextIO
 from . import processes, state
 from .components import DEMO_CLIENTS, DEMO_USERS, Options, Plan, PlanError, Planned, build_plan
 from .kafka import TopicError, create_topics
+from .output import outliving_output
 from .state import ComponentState, Mode, StackState
 
 LOG_TAIL_LINES = 30
@@ -39,10 +40,12 @@ class Interrupted(Exception):
 
 
 class _Deferral:
-    """Holds a stop signal back while a process is being spawned and recorded.
+    """The stop signal received, if any; held back while a process is spawned and recorded.
 
     Otherwise a signal landing between fork and bookkeeping would leave a
-    process nobody knows to stop.
+    process nobody knows to stop. Only the first stop signal counts: a second one
+    (a double Ctrl-C, or `uv run` and `make` passing on the SIGTERM sent to the
+    whole group) must not cut the stopping short.
     """
 
     def __init__(self) -> None:
@@ -56,6 +59,10 @@ class _Deferral:
             yield
         finally:
             self.active = False
+        self.check()
+
+    def check(self) -> None:
+        """Raise the stop signal received, should its exception have been swallowed."""
         if self.pending is not None:
             raise Interrupted(self.pending)
 
@@ -157,6 +164,7 @@ class Runner:
                 return
             if time.monotonic() >= deadline:
                 raise ComponentFailed(component.name, f"was not ready after {timeout:.0f}s", log)
+            _deferral.check()
             time.sleep(0.1)
 
     def create_topics(self, plan: Plan, timeout: float) -> None:
@@ -242,11 +250,11 @@ def _stop_signals() -> Iterator[None]:
     """
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if _deferral.active:
-            _deferral.pending = name
-            return
-        raise Interrupted(name)
+        if _deferral.pending is not None:
+            return  # already stopping
+        _deferral.pending = signal.Signals(signum).name
+        if not _deferral.active:
+            raise Interrupted(_deferral.pending)
 
     stoppers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {sig: signal.signal(sig, interrupt) for sig in stoppers}
@@ -297,41 +305,49 @@ def up(
     except PlanError as exc:
         error(str(exc))
         return 2
-    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / state.LOCK_FILE).touch()
+    except OSError as exc:
+        error(f"cannot write to the state dir {state_dir}: {exc.strerror or exc}")
+        return 2
     hint = state_dir_hint(options.state_dir)
     mode: Mode = "detached" if detach else "foreground"
     runner = Runner(state_dir, mode, options.vulnerable, stop_timeout)
     ready = False
 
     # One signal scope from the first process started to the last one stopped:
-    # no moment where Ctrl-C could leave processes behind.
-    with _stop_signals():
+    # no moment where Ctrl-C could leave processes behind. Nor a closed terminal:
+    # output that cannot be written is dropped, the stopping goes on.
+    with outliving_output(), _stop_signals():
         try:
-            with _start_lock(state_dir) as locked:
-                if not locked:
-                    error(f"another `hopshop up` is starting right now (state dir {state_dir})")
-                    return 1
-                if not _may_start(plan, state_dir, hint):
-                    return 1
-                if options.vulnerable:
-                    vulnerable_banner(sys.stderr)
-                print(f"Starting hopshop (state and logs in {state_dir})", flush=True)
-                for name, why in plan.skipped:
-                    print(f"  - {name:<14}skipped: {why}")
-                began = time.monotonic()
-                runner.start_all(plan, wait_timeout)
-            ready = True
-            elapsed = time.monotonic() - began
-            print_summary(plan, state_dir, elapsed, detach, options.vulnerable, hint)
-            if detach:
-                return 0
-            supervise(runner)
-        except ComponentFailed as exc:
-            runner.fail(exc)
-            print("Stopping everything…", flush=True)
-            with _no_interrupts():
-                runner.stop_all()
-            return 1
+            try:
+                with _start_lock(state_dir) as locked:
+                    if not locked:
+                        error(f"another `hopshop up` is starting right now (state dir {state_dir})")
+                        return 1
+                    if not _may_start(plan, state_dir, hint):
+                        return 1
+                    if options.vulnerable:
+                        vulnerable_banner(sys.stderr)
+                    print(f"Starting hopshop (state and logs in {state_dir})", flush=True)
+                    for name, why in plan.skipped:
+                        print(f"  - {name:<14}skipped: {why}")
+                    began = time.monotonic()
+                    runner.start_all(plan, wait_timeout)
+                ready = True
+                elapsed = time.monotonic() - began
+                print_summary(plan, state_dir, elapsed, detach, options.vulnerable, hint)
+                if detach:
+                    return 0
+                supervise(runner)
+            except ComponentFailed as exc:
+                # A stop signal arriving in here is caught by the handler below.
+                runner.fail(exc)
+                print("Stopping everything…", flush=True)
+                with _no_interrupts():
+                    runner.stop_all()
+                return 1
         except (KeyboardInterrupt, Interrupted):
             print("\nStopping hopshop…", flush=True)
             with _no_interrupts():
@@ -385,6 +401,7 @@ def supervise(runner: Runner) -> None:
             component, code = exited
             log = state.log_path(runner.state_dir, component.name)
             raise ComponentFailed(component.name, f"exited with code {code}", log)
+        _deferral.check()
         time.sleep(0.5)
 
 

@@ -74,7 +74,7 @@ def log_path(state_dir: Path, name: str) -> Path:
 
 
 class StateError(RuntimeError):
-    """The state file exists but cannot be read."""
+    """The state file exists but cannot be read (or the state dir cannot be)."""
 
 
 def load(state_dir: Path) -> StackState | None:
@@ -83,6 +83,8 @@ def load(state_dir: Path) -> StackState | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except OSError as exc:  # the state dir is a file, or is not ours to read
+        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
         return StackState.from_json(text)
     except (ValueError, TypeError) as exc:
