@@ -28,17 +28,28 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from dpop_proofs import ProofKey, b64url
 
 
-def segment(value: dict[str, Any]) -> str:
-    return b64url(json.dumps(value, separators=(",", ":")).encode())
+def segment(value: dict[str, Any], literals: dict[str, str] | None = None) -> str:
+    """base64url(JSON); ``literals`` puts members in as raw JSON text (``1e400``)."""
+    text = json.dumps(value, separators=(",", ":"))
+    for name, raw in (literals or {}).items():
+        text = text[:-1] + f',"{name}":{raw}}}'
+    return b64url(text.encode())
 
 
 def unsigned(header: dict[str, Any], claims: dict[str, Any], signature: str = "") -> str:
     return f"{segment(header)}.{segment(claims)}.{signature}"
 
 
-def es256(header: dict[str, Any], claims: dict[str, Any], key: ec.EllipticCurvePrivateKey) -> str:
+def es256(
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    literals: dict[str, str] | None = None,
+) -> str:
     """JWS ES256 (RFC 7518 §3.4): the raw R || S signature over ``header.payload``."""
-    signing_input = f"{segment(header)}.{segment(claims)}"
+    claims = {name: value for name, value in claims.items() if name not in (literals or {})}
+    signing_input = f"{segment(header)}.{segment(claims, literals)}"
     r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
     return f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 

@@ -27,7 +27,7 @@ from forgery import (
     unsigned,
 )
 from kafka_events import ORDER_PLACED, PAYMENT_SUCCEEDED, forged, publish
-from oauth_flows import Login
+from oauth_flows import Login, exchange
 from recorder import Expect, Observed, Recorder, observed, refused
 from shop import (
     PENDING_CARD,
@@ -64,7 +64,10 @@ class Material:
         return es256(header, claims, self.attacker.private_key)
 
     def signed_by_issuer(
-        self, changes: dict[str, Any], header: dict[str, Any] | None = None
+        self,
+        changes: dict[str, Any],
+        header: dict[str, Any] | None = None,
+        literals: dict[str, str] | None = None,
     ) -> str:
         if self.issuer_key is None:
             pytest.skip(
@@ -75,7 +78,7 @@ class Material:
         now = int(time.time())
         claims = {**self.claims, "jti": str(uuid.uuid4()), "iat": now, "exp": now + 600}
         header = header or {"alg": "ES256", "typ": "at+jwt", "kid": kid}
-        return es256(header, {**claims, **changes}, key)
+        return es256(header, {**claims, **changes}, key, literals=literals)
 
 
 Forge = Callable[[Material], str]
@@ -105,6 +108,10 @@ DEFENCES = {
     "token not yet valid": "nbf checked (hopauth/rfc9068.py)",
     "token issued in the future": "iat checked (hopauth/rfc9068.py)",
     "token too large": "size checked before any parsing (hopauth/rfc9068.py)",
+    "exp claim must be a number": "dates must be finite numbers (hopauth/rfc9068.py)",
+    "token bound by a confirmation method this service cannot check": (
+        "a cnf binding hopauth cannot check is refused, never let lapse (hopauth/fastapi.py)"
+    ),
 }
 
 FORGERIES: list[Any] = [
@@ -215,6 +222,20 @@ FORGERIES: list[Any] = [
         id="issued in the future",
     ),
     pytest.param(
+        # JSON's 1e400 is a number; Python reads it as infinity: a token that never expires.
+        lambda m: m.signed_by_issuer({}, literals={"exp": "1e400"}),
+        "exp claim must be a number",
+        id="exp 1e400 (never expires)",
+    ),
+    pytest.param(
+        # Bound to a client certificate (RFC 8705 §3.1) that no service here checks.
+        lambda m: m.signed_by_issuer(
+            {"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}
+        ),
+        "token bound by a confirmation method this service cannot check",
+        id="bound to a client certificate, sent as a bearer token",
+    ),
+    pytest.param(
         lambda m: m.signed_by_attacker(m.header, {**m.claims, "pad": "A" * 9000}),
         "token too large",
         id="oversized (12 kB)",
@@ -277,6 +298,34 @@ def test_forged_token_at_the_gateway(
             seen=f"the attacker's host was asked for keys {fetched} times" if fetched else "",
         )
     )
+
+
+def test_token_just_expired_exchanged_for_a_fresh_one(
+    target: Target,
+    attack: Recorder,
+    alice: Login,
+    attacker_key: ProofKey,
+    attacker_host: AttackerHost,
+) -> None:
+    """A token captured as it expired, inside the validators' 30 s clock-skew leeway:
+    the issuer must not turn it into a fresh one (signed with the issuer's key, as a
+    stand-in for waiting out a real token's lifetime)."""
+    attack.expect(
+        Expect.both(
+            refused(
+                400,
+                "invalid_request",
+                "the exchange refuses an expired subject token, leeway or not (auth rfc8693.py)",
+            )
+        )
+    )
+    now = int(time.time())
+    token = material(target, alice, attacker_key, attacker_host).signed_by_issuer(
+        {"iat": now - 600, "exp": now - 5}
+    )
+    response = exchange(target, "gateway", token, "order", "orders:read")
+    issued = response.status_code == 200 and "access_token" in response.json()
+    attack.observe(observed(response, effect=issued))
 
 
 @pytest.mark.parametrize(
