@@ -66,3 +66,21 @@ def test_a_non_ascii_request_id_does_not_break_downstream_calls(
         )
     assert response.status_code == 200, response.text
     assert response.headers["x-request-id"].isascii()
+
+
+def test_more_lines_than_order_accepts_are_refused_at_the_edge(
+    http: httpx.Client, alice: Login
+) -> None:
+    # Order accepts at most 50 lines: the gateway refuses more itself, with no hop at all.
+    def downstream_calls() -> int:
+        counts = http.get("/stats").json()["token_exchange"]
+        return int(counts["hits"]) + int(counts["misses"])
+
+    before = downstream_calls()
+    lines = [{"product_id": n, "quantity": 1} for n in range(1, 52)]
+    response = http.post(
+        "/api/orders", json={**ORDER, "items": lines}, headers=bearer(alice.access_token)
+    )
+    body = assert_problem(response, 422)
+    assert [error["loc"] for error in body["errors"]] == [["body", "items"]]
+    assert downstream_calls() == before

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 MAX_ID = 2**31 - 1
 MAX_QUANTITY = 1000
+#: Lines per order, as the order service accepts: more is refused here, before a token exchange.
+MAX_LINES = 50
 #: Order ids as the order and inventory services accept them. Checked at the edge,
 #: so no path trickery (``..``, ``%2F``) ever reaches a service behind us.
 ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -42,7 +44,7 @@ class OrderLine(BaseModel):
 class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[OrderLine] = Field(min_length=1, max_length=100)
+    items: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
     card: str = Field(
         pattern=r"^[0-9]{12,19}$",
         description="A test card number, digits only. 4000000000000002 is always declined.",
