@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hopshop_stack import lifecycle
 from hopshop_stack.cli import EXIT_BROKEN_PIPE, main
 
 
@@ -87,3 +88,10 @@ def test_logs_into_a_closed_pipe_end_quietly(tmp_path: Path) -> None:
         os.close(write_end)
     assert result.returncode == EXIT_BROKEN_PIPE, result.stderr
     assert result.stderr == ""
+
+
+def test_a_process_killed_by_a_signal_is_said_so() -> None:
+    assert lifecycle.how_it_ended(1) == "exited with code 1"
+    assert lifecycle.how_it_ended(-9) == "was killed by SIGKILL"
+    assert lifecycle.how_it_ended(-15) == "was killed by SIGTERM"
+    assert lifecycle.how_it_ended(-99) == "was killed by signal 99"

@@ -35,6 +35,16 @@ class ComponentFailed(RuntimeError):
         self.log = log
 
 
+def how_it_ended(returncode: int) -> str:
+    """A process's end in words: a negative return code is the signal that killed it."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
 class Interrupted(Exception):
     """Ctrl-C, SIGTERM or SIGHUP arrived: stop everything."""
 
@@ -159,7 +169,7 @@ class Runner:
         while True:
             code = process.poll()
             if code is not None:
-                raise ComponentFailed(component.name, f"exited with code {code}", log)
+                raise ComponentFailed(component.name, how_it_ended(code), log)
             if is_ready(component, time.monotonic() - began):
                 return
             if time.monotonic() >= deadline:
@@ -400,7 +410,7 @@ def supervise(runner: Runner) -> None:
         if exited is not None:
             component, code = exited
             log = state.log_path(runner.state_dir, component.name)
-            raise ComponentFailed(component.name, f"exited with code {code}", log)
+            raise ComponentFailed(component.name, how_it_ended(code), log)
         _deferral.check()
         time.sleep(0.5)
 
