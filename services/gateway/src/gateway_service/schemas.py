@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from hopkit.text import PLAIN_TEXT
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 MAX_ID = 2**31 - 1
 MAX_QUANTITY = 1000
 #: Lines per order, as the order service accepts: more is refused here, before a token exchange.
 MAX_LINES = 50
+#: Characters per broadcast, as the notification service accepts.
+MAX_BROADCAST = 1000
 #: Order ids as the order and inventory services accept them. Checked at the edge,
 #: so no path trickery (``..``, ``%2F``) ever reaches a service behind us.
 ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -102,7 +105,9 @@ class NotificationOut(BaseModel):
 class BroadcastIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(min_length=1, max_length=1000)
+    # Shown to every customer: hidden, reordering and control characters are refused
+    # here, at the edge, by the rule notification (the owner) applies too (hopkit.text).
+    message: Annotated[str, Field(max_length=MAX_BROADCAST), PLAIN_TEXT]
 
 
 class BroadcastOut(BaseModel):

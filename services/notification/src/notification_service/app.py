@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from hopauth import JWKSCache
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopkit import db, dpop, forwarding, health, outgoing, receiving
+from hopkit.bodylimit import DEFAULT_MAX_BYTES, BodyLimitMiddleware
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
@@ -124,5 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_auth_problem_handlers(app)
     forwarding.install(app, settings.propagation, service="notification", weakened=WEAKENED)
+    # Bodies are capped before FastAPI reads one (before any token check).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=DEFAULT_MAX_BYTES)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

@@ -6,20 +6,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from hopkit.text import PLAIN_TEXT
+from pydantic import BaseModel, ConfigDict, Field
 
 from .models import MAX_MESSAGE
 
-# Control characters other than tab and newline: PostgreSQL refuses NUL in text, and
-# none of them belongs in a message shown to customers.
-_PRINTABLE = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
-
+# Shown to every customer as stored: hopkit.text refuses controls (PostgreSQL refuses
+# NUL), bidi overrides and zero-width characters rather than rewriting them, then trims.
+# The gateway applies the same rule; this service owns the data, so it checks too.
 Message = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE, pattern=_PRINTABLE
+    Field(
+        max_length=MAX_MESSAGE,
+        description="What every customer is told: letters, marks, numbers, punctuation, "
+        "symbols and spaces of any script, newlines and tabs; trimmed",
+        examples=["The shop closes at 18:00 today."],
     ),
-    Field(description="What every customer is told", examples=["The shop closes at 18:00 today."]),
+    PLAIN_TEXT,
 ]
 
 

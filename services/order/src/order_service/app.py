@@ -24,6 +24,7 @@ from hopauth import (
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
 from hopkit import db, dpop, forwarding, health, outgoing, receiving
+from hopkit.bodylimit import DEFAULT_MAX_BYTES, BodyLimitMiddleware
 from hopkit.consumer import EventConsumer
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
@@ -208,5 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_auth_problem_handlers(app)
     forwarding.install(app, settings.propagation, service="order", weakened=WEAKENED)
+    # Bodies are capped before FastAPI reads one (before any token check).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=DEFAULT_MAX_BYTES)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

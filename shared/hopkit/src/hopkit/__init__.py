@@ -8,6 +8,8 @@ and ``/readyz``), ``events`` (the Kafka event envelope and topics), ``outbox``
 (the transactional outbox and its relay), ``consumer`` (idempotent consumers
 with retries and a dead-letter topic), ``forwarding`` (the vulnerable teaching
 mode), ``dpop`` (hopauth's DPoP sides switched on from ``HOPSHOP_DPOP``: the one
-module that imports hopauth), ``testing`` (real servers from wheels for
-integration tests).
+module that imports hopauth), ``outgoing`` (the HTTP client every service
+calls others with), ``bodylimit`` (request bodies capped before they are read),
+``text`` (text shown to people: no hidden or reordering characters),
+``testing`` (real servers from wheels for integration tests).
 """

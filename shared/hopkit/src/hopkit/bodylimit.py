@@ -15,6 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .problems import problem_response
 
 TITLE = "Content Too Large"
+#: The cap for the internal services. Their largest legitimate bodies are a few kB
+#: (an order of 50 lines, a 1000-character broadcast); 64 KiB, as at the gateway,
+#: leaves room for that many times over and still bounds what a caller can make
+#: a service hold. Fixed, not a setting: nothing legitimate needs more.
+DEFAULT_MAX_BYTES = 64 * 1024
 
 
 class BodyLimitMiddleware:
