@@ -13,8 +13,9 @@ from hopauth import InvalidDPoPProofError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse
 
-from .deps import KeysDep, LoginSlotsDep, ServerDep, SettingsDep
+from .deps import KeysDep, LoginSlotsDep, LoginThrottleDep, ServerDep, SettingsDep
 from .forms import BadForm, read_form
+from .login_throttle import ThrottleUnavailable
 from .oauth import dpop
 from .oauth.clients import TOKEN_EXCHANGE
 from .oauth.requests import ParsedRequest
@@ -114,26 +115,49 @@ async def _endpoint(
         return oauth_error(exc.status_code, "invalid_request", exc.description)
     oauth_request = _oauth_request(request, server, form)
     if name is None:
-        try:
-            # Routing matched /token, so the decoded path in request.url is the one sent
-            # (up to RFC 3986 normalization, which the validator applies).
-            oauth_request.dpop_jkt = await dpop.proof_key(
-                request.headers.getlist("dpop"),
-                server.context.dpop,
-                str(request.url),
-                token_endpoint(server.context.settings.issuer),
-            )
-        except InvalidDPoPProofError as exc:
-            # RFC 9449 §5: a bad proof is a 400 invalid_dpop_proof, never a bearer token.
-            log.info("DPoP proof refused at the token endpoint: %s", exc.reason)
-            return oauth_error(400, "invalid_dpop_proof", exc.reason)
-        result = (
-            server.create_token_response(oauth_request)
-            if oauth_request.payload.data.get("grant_type") in INLINE_GRANTS
-            else await run_in_threadpool(server.create_token_response, oauth_request)
+        return await _token_response(request, server, oauth_request)
+    result = await run_in_threadpool(server.create_endpoint_response, name, oauth_request)
+    return _render(result)
+
+
+def _refused_proof(exc: InvalidDPoPProofError) -> Response:
+    # RFC 9449 §5: a bad proof is a 400 invalid_dpop_proof, never a bearer token.
+    log.info("DPoP proof refused at the token endpoint: %s", exc.reason)
+    return oauth_error(400, "invalid_dpop_proof", exc.reason)
+
+
+async def _token_response(
+    request: Request, server: HopAuthorizationServer, oauth_request: ParsedRequest
+) -> Response:
+    context = server.context
+    try:
+        # Routing matched /token, so the decoded path in request.url is the one sent
+        # (up to RFC 3986 normalization, which the validator applies).
+        proof = await dpop.checked_proof(
+            request.headers.getlist("dpop"),
+            context.dpop,
+            str(request.url),
+            token_endpoint(context.settings.issuer),
         )
-    else:
-        result = await run_in_threadpool(server.create_endpoint_response, name, oauth_request)
+    except InvalidDPoPProofError as exc:
+        return _refused_proof(exc)
+    if proof is not None:
+        oauth_request.dpop_jkt = proof.jkt
+        # RFC 9449 §11.1: the jti is recorded only for an authenticated client, so
+        # a caller without credentials cannot fill the replay cache. Inline: client
+        # authentication is a dictionary look-up and a hash.
+        refused = server.authenticate_token_client(oauth_request)
+        if refused is not None:
+            return _render(refused)
+        try:
+            await dpop.record(proof, context.dpop_replay, context.clock())
+        except InvalidDPoPProofError as exc:
+            return _refused_proof(exc)
+    result = (
+        server.create_token_response(oauth_request)
+        if oauth_request.payload.data.get("grant_type") in INLINE_GRANTS
+        else await run_in_threadpool(server.create_token_response, oauth_request)
+    )
     return _render(result)
 
 
@@ -204,11 +228,32 @@ async def authorize_form(request: Request, server: ServerDep) -> Response:
     return login_page(query=query, client_id=grant.client.client_id, scopes=oauth_request.scope)
 
 
+def client_ip(request: Request) -> str:
+    """The address the request came from, for the per-IP login throttle.
+
+    The peer address: uvicorn puts an ``X-Forwarded-For`` address here only when
+    told to trust proxy headers (``--proxy-headers`` with ``--forwarded-allow-ips``),
+    which ``auth-service serve`` and the stack turn off so no client can pick its
+    own. Behind a reverse proxy, every user then shares the proxy's address:
+    trust that proxy, and only it, there.
+    """
+    return request.client.host if request.client is not None else "unknown"
+
+
 @router.post("/authorize", include_in_schema=False)
 async def authorize_login(
-    request: Request, server: ServerDep, settings: SettingsDep, login_slots: LoginSlotsDep
+    request: Request,
+    server: ServerDep,
+    settings: SettingsDep,
+    login_slots: LoginSlotsDep,
+    throttle: LoginThrottleDep,
 ) -> Response:
-    """The login form posts back here; success is a 302 to the registered redirect URI."""
+    """The login form posts back here; success is a 302 to the registered redirect URI.
+
+    Failed logins are throttled per username and per client IP
+    (:mod:`.login_throttle`): over a limit, the password is not checked and the
+    form comes back with 429 and ``Retry-After`` (RFC 6585 §4).
+    """
     try:
         query, oauth_request = _authorization_request(request)
         form = dict(await read_form(request, max_bytes=settings.max_request_bytes))
@@ -218,22 +263,43 @@ async def authorize_login(
     except OAuth2Error as error:
         return _authorization_error(error)
 
+    # As the user is looked up: the same text is the throttle's username.
     username = form.get("username", "")[:64]
     password = form.get("password", "")[:256]
+    ip = client_ip(request)
 
-    # argon2 takes ~64 MiB and tens of ms per check: bound how many run at once.
-    async with login_slots:
-        user = await run_in_threadpool(authenticate, server.context.db, username, password)
-    if user is None:
-        log.info("login failed", extra={"username": username})
+    def form_again(error: str, status_code: int) -> Response:
         return login_page(
             query=query,
             client_id=grant.client.client_id,
             scopes=oauth_request.scope,
             username=username,
-            error="Invalid username or password.",
-            status_code=401,
+            error=error,
+            status_code=status_code,
         )
+
+    # Before the password is looked at: a refusal says nothing of the account and costs no argon2.
+    try:
+        wait = await throttle.attempt(username, ip)
+    except ThrottleUnavailable:
+        response = form_again("Sign-in is unavailable right now; try again shortly.", 503)
+        response.headers["Retry-After"] = "5"
+        return response
+    if wait:
+        log.warning(
+            "login throttled", extra={"username": username, "client_ip": ip, "retry_after": wait}
+        )
+        response = form_again(f"Too many failed attempts; try again in {wait} s.", 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    # argon2 takes ~64 MiB and tens of ms per check: bound how many run at once.
+    async with login_slots:
+        user = await run_in_threadpool(authenticate, server.context.db, username, password)
+    if user is None:
+        log.info("login failed", extra={"username": username, "client_ip": ip})
+        return form_again("Invalid username or password.", 401)
+    await throttle.succeeded(username, ip)
     log.info("login succeeded", extra={"user_id": user.id})
     result = await run_in_threadpool(
         server.create_authorization_response, oauth_request, user, grant

@@ -27,6 +27,7 @@ from .cors import BrowserCORSMiddleware
 from .db import create_db_engine, create_session_factory
 from .errors import install_error_handlers
 from .keys import KeyStore
+from .login_throttle import Limits, LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from .migrations import upgrade
 from .oauth import dpop
 from .oauth.authorization_code import AuthorizationCodeGrant, S256CodeChallenge
@@ -64,6 +65,7 @@ def _wire(
     engine: Engine,
     redis_client: redis.Redis | None,
     dpop_validator: DPoPProofValidator,
+    replay_cache: ReplayCache,
 ) -> None:
     """Build the service's parts, in dependency order, onto app.state."""
     if settings.auto_migrate:
@@ -90,7 +92,14 @@ def _wire(
         db=factory,
         tokens=AccessTokens(issuer=settings.issuer, keys=keys),
         sessions=sessions,
-        dpop=dpop_validator,
+        # The token endpoint records a proof's jti itself, after client authentication.
+        dpop=DPoPProofValidator(
+            replay_cache=dpop.RecordedLater(),
+            algorithms=dpop.ALGORITHMS,
+            max_age=dpop.MAX_AGE,
+            leeway=dpop.LEEWAY,
+        ),
+        dpop_replay=replay_cache,
     )
     app.state.keys = keys
     # The issuer is also a resource server for its user directory (audience "auth").
@@ -136,8 +145,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.redis_url
             else None
         )
-        # DPoP proof jtis (RFC 9449 §11.1): shared by all replicas through Redis when
-        # there is one. It fails closed: while Redis is down, proofs are refused.
+        # DPoP proof jtis (RFC 9449 §11.1) and failed-login counts: shared by all
+        # replicas through Redis when there is one. Both fail closed: while Redis
+        # is down, proofs and logins are refused.
         replay_store = (
             aioredis.Redis.from_url(
                 settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
@@ -148,10 +158,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replay_cache: ReplayCache = (
             RedisReplayCache(replay_store) if replay_store is not None else MemoryReplayCache()
         )
-        dpop_validator = DPoPProofValidator(replay_cache=replay_cache, algorithms=dpop.ALGORITHMS)
+        dpop_validator = DPoPProofValidator(
+            replay_cache=replay_cache,
+            algorithms=dpop.ALGORITHMS,
+            max_age=dpop.MAX_AGE,
+            leeway=dpop.LEEWAY,
+        )
+        login_limits = Limits(
+            per_username=settings.login_max_failures,
+            per_ip=settings.login_max_failures_per_ip,
+            window=settings.login_failure_window,
+        )
+        login_throttle: LoginThrottle = (
+            RedisLoginThrottle(replay_store, login_limits)
+            if replay_store is not None
+            else MemoryLoginThrottle(login_limits)
+        )
         try:
             app.state.settings = settings
-            _wire(app, settings, policy, engine, redis_client, dpop_validator)
+            app.state.login_throttle = login_throttle
+            _wire(app, settings, policy, engine, redis_client, dpop_validator, replay_cache)
             # Everything built so far lives as long as the process: keep it out of
             # the garbage collector's way (fewer, cheaper full collections).
             gc.freeze()

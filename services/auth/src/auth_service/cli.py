@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             access_log=False,  # the service writes its own access log, with request ids
             log_config=None,
-            # Nothing here reads the client address or scheme (URLs come from the
-            # issuer setting), so X-Forwarded-* headers are not trusted at all.
+            # X-Forwarded-* headers are not trusted at all: URLs come from the issuer
+            # setting, and the login throttle counts per client address, which a
+            # client must not choose (api.client_ip).
             proxy_headers=False,
         )
         return 0

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     cors_origins: list[str] = ["http://127.0.0.1:8000", "http://localhost:8000"]
     # Longest act chain an exchanged token may carry (hops), so chains stay bounded.
     max_actor_chain: int = Field(default=5, ge=1, le=10)
+    # Password guessing (OWASP Authentication Cheat Sheet: throttle, never lock out):
+    # failed logins allowed per username and per client IP within one window (s).
+    # 5 per 5 minutes leaves a user room for typos and an attacker ~1,400 guesses a
+    # day per account; 20 per IP lets a shared office NAT in while stopping one
+    # host from spraying a password across many accounts.
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_max_failures_per_ip: int = Field(default=20, ge=1, le=100_000)
+    login_failure_window: int = Field(default=300, ge=1, le=86_400)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from .config import Settings
 from .keys import KeyStore
+from .login_throttle import LoginThrottle
 from .oauth.server import HopAuthorizationServer
 
 
@@ -36,7 +37,13 @@ async def _login_slots(request: Request) -> asyncio.Semaphore:
     return slots
 
 
+async def _login_throttle(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle
+
+
 ServerDep = Annotated[HopAuthorizationServer, Depends(_server)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 KeysDep = Annotated[KeyStore, Depends(_keys)]
 LoginSlotsDep = Annotated[asyncio.Semaphore, Depends(_login_slots)]
+LoginThrottleDep = Annotated[LoginThrottle, Depends(_login_throttle)]

@@ -1,10 +1,15 @@
 """DPoP at the token endpoint (RFC 9449 §5): proofs checked, tokens bound.
 
 A token request may carry one ``DPoP`` header. The web layer checks it with
-hopauth's :class:`~hopauth.DPoPProofValidator` before the grant runs (the
-check is async: its ``jti`` goes to the replay cache) and puts the key's
-thumbprint on the request; every grant then binds the access token it issues
-to that key (``cnf.jkt``) and answers ``token_type: DPoP``. Without the
+hopauth's :class:`~hopauth.DPoPProofValidator` before the grant runs and puts
+the key's thumbprint on the request; every grant then binds the access token
+it issues to that key (``cnf.jkt``) and answers ``token_type: DPoP``.
+
+The proof's ``jti`` goes to the replay cache (§11.1) only once the client is
+authenticated (:func:`record`): the validator used here records nothing
+(:class:`RecordedLater`), so a caller without client credentials can send
+any number of proofs without filling the cache, which, in memory, refuses
+every new proof once full. Without the
 header, tokens are bearer tokens as before: DPoP is the client's choice, and
 each resource server decides whether it insists (hopauth's
 ``hopauth_require_dpop``).
@@ -18,14 +23,51 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from hopauth import DPoPProofValidator, InvalidDPoPProofError
+from hopauth import DPoPProof, DPoPProofValidator, InvalidDPoPProofError, ReplayCache
 
-__all__ = ["ALGORITHMS", "BEARER", "DPOP", "confirmation", "proof_key", "token_type"]
+__all__ = [
+    "ALGORITHMS",
+    "BEARER",
+    "DPOP",
+    "LEEWAY",
+    "MAX_AGE",
+    "RecordedLater",
+    "checked_proof",
+    "confirmation",
+    "record",
+    "token_type",
+]
 
 #: ``dpop_signing_alg_values_supported`` (§5.1): what the validator accepts.
 ALGORITHMS: Final = ("ES256",)
+#: How old a proof's ``iat`` may be, and the clock skew allowed (§11.1): seconds.
+MAX_AGE: Final = 60.0
+LEEWAY: Final = 5.0
 BEARER: Final = "Bearer"
 DPOP: Final = "DPoP"
+
+
+class RecordedLater:
+    """The token endpoint validator's :class:`~hopauth.ReplayCache`: it records nothing.
+
+    Every other check of the proof still runs; :func:`record` then puts the
+    ``jti`` in the real cache once the client is authenticated.
+    """
+
+    async def first_use(self, jti: str, expires_in: float) -> bool:
+        return True
+
+
+async def record(proof: DPoPProof, cache: ReplayCache, now: float) -> None:
+    """Record a checked proof's ``jti`` once (§11.1); a second use raises.
+
+    Kept for as long as the validator would accept the proof's ``iat``
+    (``MAX_AGE`` + ``LEEWAY``), plus a second because :class:`~hopauth.DPoPProof`
+    holds ``iat`` rounded down. Raises :class:`~hopauth.InvalidDPoPProofError`.
+    """
+    remaining = proof.iat + 1 + MAX_AGE + LEEWAY - now
+    if not await cache.first_use(proof.jti, max(remaining, 1.0)):
+        raise InvalidDPoPProofError("proof replayed (jti already used)")
 
 
 def token_type(jkt: str | None) -> str:
@@ -33,10 +75,10 @@ def token_type(jkt: str | None) -> str:
     return DPOP if jkt is not None else BEARER
 
 
-async def proof_key(
+async def checked_proof(
     proofs: Sequence[str], validator: DPoPProofValidator, request_url: str, token_endpoint: str
-) -> str | None:
-    """The thumbprint of the key of the request's DPoP proof; None without one.
+) -> DPoPProof | None:
+    """The request's DPoP proof, checked but not yet recorded (:func:`record`); None without one.
 
     ``proofs`` are the request's ``DPoP`` header values. ``htu`` must name
     ``request_url``, the URL the request was received at (§4.3 point 9: a
@@ -54,10 +96,9 @@ async def proof_key(
     if len(proofs) > 1:
         # §4.3 point 1: not more than one DPoP header.
         raise InvalidDPoPProofError("more than one DPoP header")
-    proof = await validator.validate(
+    return await validator.validate(
         proofs[0], method="POST", url=request_url, published_url=token_endpoint
     )
-    return proof.jkt
 
 
 def confirmation(claims: Mapping[str, object]) -> str | None:

@@ -9,12 +9,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     InvalidRequestError,
     UnsupportedResponseTypeError,
 )
-from hopauth import DPoPProofValidator
+from hopauth import DPoPProofValidator, ReplayCache
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings
@@ -43,8 +44,10 @@ class ServerContext:
     db: sessionmaker[Session]
     tokens: AccessTokens
     sessions: SessionRevoker
-    #: Checks DPoP proofs sent to the token endpoint (RFC 9449 §5).
+    #: Checks DPoP proofs sent to the token endpoint (RFC 9449 §5); records no jti.
     dpop: DPoPProofValidator
+    #: Where their jti are recorded, once the client is authenticated (RFC 9449 §11.1).
+    dpop_replay: ReplayCache
     clock: Callable[[], float] = time.time
 
     def now(self) -> int:
@@ -61,7 +64,31 @@ class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
         check_single_auth_method(request)
+        done = getattr(request, "authenticated_client", None)
+        if done is not None and done[0] == (endpoint, tuple(methods)):
+            # authenticate_token_client() already did, for this grant.
+            return done[1]
         return super().authenticate_client(request, methods, endpoint)
+
+    def authenticate_token_client(self, request: ParsedRequest) -> Response | None:
+        """Authenticate a token request's client ahead of its grant (RFC 6749 §3.2.1).
+
+        For work that must wait for an authenticated client (recording a DPoP
+        proof's jti). None once authenticated, else the error response the
+        grant would give. The grant then authenticates again and gets the
+        same client, from the request. A public client (``none``) is only
+        identified, which is all RFC 6749 §2.1 allows.
+        """
+        if not request.payload.data.get("grant_type"):
+            return self.create_token_response(request)
+        try:
+            grant = self.get_token_grant(request)
+            methods = grant.TOKEN_ENDPOINT_AUTH_METHODS
+            client = self.authenticate_client(request, methods)
+        except OAuth2Error as error:
+            return self.handle_error_response(request, error)  # type: ignore[no-any-return]
+        request.authenticated_client = (("token", tuple(methods)), client)
+        return None
 
     def create_token_response(self, request: ParsedRequest) -> Response:
         if not request.payload.data.get("grant_type"):
