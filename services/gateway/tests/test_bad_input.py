@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from auth_testing import Login
 from gateway_testing import assert_problem, bearer
-from hopkit.testing import ServerThread
+from hopkit.testing import ServerThread, in_chunks
 
 ORDER = {"items": [{"product_id": 1, "quantity": 1}], "card": "4242424242424242"}
 
@@ -35,15 +34,9 @@ def test_an_oversized_body_is_413_before_it_is_read(
 def test_an_oversized_chunked_body_is_413(
     http: httpx.Client, gateway: ServerThread, alice: Login
 ) -> None:
-    body = oversized_order(gateway)
-
-    def chunks() -> Iterator[bytes]:
-        for start in range(0, len(body), 4096):
-            yield body[start : start + 4096]
-
     response = http.post(
         "/api/orders",
-        content=chunks(),
+        content=in_chunks(oversized_order(gateway)),
         headers={"Content-Type": "application/json", **bearer(alice.access_token)},
     )
     assert "content-length" not in response.request.headers

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from hopkit.bodylimit import DEFAULT_MAX_BYTES
+from hopkit.testing import in_chunks
 from notification_service.models import MAX_MESSAGE
 from notification_testing import assert_problem, bearer
 
@@ -29,18 +29,13 @@ def test_the_largest_broadcast_is_far_below_the_cap_and_accepted(
     assert response.json()["message"] == "\U0001f600" * MAX_MESSAGE
 
 
-def chunks(body: bytes) -> Iterator[bytes]:
-    for start in range(0, len(body), 4096):
-        yield body[start : start + 4096]
-
-
 @pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
 def test_an_oversized_broadcast_without_a_token_is_413(http: httpx.Client, chunked: bool) -> None:
     # Uncapped, FastAPI would read and parse all of it, then say 401.
     body = json.dumps({"message": "x" * DEFAULT_MAX_BYTES}).encode()
     response = http.post(
         "/broadcasts",
-        content=chunks(body) if chunked else body,
+        content=in_chunks(body) if chunked else body,
         headers={"Content-Type": "application/json"},
     )
     assert_problem(response, 413)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from hopkit.bodylimit import DEFAULT_MAX_BYTES
+from hopkit.testing import in_chunks
 from order_service.schemas import MAX_ID, MAX_LINES, MAX_QUANTITY, OrderIn
 from order_testing import assert_problem
 
@@ -21,18 +21,13 @@ def test_the_largest_order_is_far_below_the_cap() -> None:
     assert len(json.dumps(LARGEST).encode()) * 10 < DEFAULT_MAX_BYTES
 
 
-def chunks(body: bytes) -> Iterator[bytes]:
-    for start in range(0, len(body), 4096):
-        yield body[start : start + 4096]
-
-
 @pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
 def test_an_oversized_order_without_a_token_is_413(http: httpx.Client, chunked: bool) -> None:
     # Uncapped, FastAPI would read and parse all of it, then say 401.
     body = json.dumps({**LARGEST, "pad": "x" * DEFAULT_MAX_BYTES}).encode()
     response = http.post(
         "/orders",
-        content=chunks(body) if chunked else body,
+        content=in_chunks(body) if chunked else body,
         headers={"Content-Type": "application/json"},
     )
     assert_problem(response, 413)

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
@@ -60,6 +60,12 @@ def eventually(
             return found
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def in_chunks(body: bytes, size: int = 4096) -> Iterator[bytes]:
+    """``body`` as an iterator, so httpx sends it chunked, with no ``Content-Length``."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
 
 
 def port_open(port: int) -> bool:
