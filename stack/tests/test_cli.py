@@ -20,6 +20,7 @@ from hopshop_stack.cli import EXIT_BROKEN_PIPE, main
     [
         (["up", "--port-offset", "-5"], "argument --port-offset: must be at least 0, not -5"),
         (["up", "--timeout", "0"], "argument --timeout: must be at least 0.1, not 0"),
+        (["up", "--timeout", "nan"], "argument --timeout: must be at least 0.1, not nan"),
         (["up", "--stop-timeout", "-1"], "argument --stop-timeout: must be at least 0.1"),
         (["logs", "-n", "-3"], "argument -n/--lines: must be at least 0, not -3"),
     ],

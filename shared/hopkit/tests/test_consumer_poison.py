@@ -86,6 +86,13 @@ async def publish_built(
     bootstrap: str, topic: str, value: bytes | None, headers: list[tuple[Any, bytes]]
 ) -> None:
     """A record built by aiokafka's pure-Python batch builder, keyless, as given."""
+    await publish_batch(bootstrap, topic, [(value, headers)])
+
+
+async def publish_batch(
+    bootstrap: str, topic: str, records: list[tuple[bytes | None, list[tuple[Any, bytes]]]]
+) -> None:
+    """Keyless records, as given, in one record batch (as a batching producer writes them)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -94,7 +101,8 @@ async def publish_built(
             2, 0, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=0,
             batch_size=16384,
         )  # fmt: skip
-        batch.append(key=None, value=value, timestamp=None, headers=headers)
+        for value, headers in records:
+            assert batch.append(key=None, value=value, timestamp=None, headers=headers)
         batch.close()
         await (await producer.send_batch(batch, topic, partition=0))
     finally:
@@ -178,6 +186,41 @@ async def test_a_header_key_that_is_not_utf8_is_skipped_and_nothing_around_it_is
     await eventually(
         lambda: _is(committed(kafka.bootstrap, consumer.group_id, first), 3),
         what="the offset past the bad record",
+    )
+
+
+async def test_the_records_after_an_undecodable_one_in_its_batch_are_dead_lettered_as_such(
+    kafka: KafkaBroker, sessions: Sessions, consumer: EventConsumer
+) -> None:
+    # aiokafka decodes a batch's records up to the one asked for: once one is bad, the
+    # rest of its batch cannot be read by us. Each gets a dead letter saying so (for a
+    # replay from where it is); the next batch is handled as usual.
+    topic = consumer.topics[0]
+    bad_header = [(_NotUtf8("x"), b"v")]
+    await publish_batch(
+        kafka.bootstrap,
+        topic,
+        [
+            (event("o-a").to_bytes(), []),
+            (event("o-bad").to_bytes(), bad_header),
+            (event("o-b").to_bytes(), []),
+            (event("o-c").to_bytes(), []),
+        ],
+    )
+    await publish(kafka.bootstrap, topic, event("o-d").to_bytes())
+
+    dead = await read_records(kafka.bootstrap, dlq(topic), 3)
+    await eventually(lambda: _has(sessions, 2), what="the events outside the bad batch")
+    assert await handled(sessions) == ["o-a", "o-d"]
+    letters = [headers_of(record) for record in dead]
+    assert [(h["x-dlq-offset"], h["x-dlq-reason"]) for h in letters] == [
+        ("1", "poison: undecodable record (UnicodeDecodeError); not copied"),
+        ("2", "unreadable: in the record batch of the undecodable record at offset 1; not copied"),
+        ("3", "unreadable: in the record batch of the undecodable record at offset 1; not copied"),
+    ]
+    await eventually(
+        lambda: _is(committed(kafka.bootstrap, consumer.group_id, topic), 5),
+        what="the offset past the last record",
     )
 
 

@@ -13,6 +13,7 @@ Every command takes ``--state-dir`` (default ``./var/stack``, or ``HOPSHOP_STATE
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -37,7 +38,7 @@ def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], 
             number = kind(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid number: {value!r}") from None
-        if number < minimum:
+        if not math.isfinite(number) or number < minimum:  # nan < minimum is False
             raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, not {value}")
         return number
 

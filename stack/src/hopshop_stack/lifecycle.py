@@ -129,6 +129,8 @@ class Runner:
             self.start(component, wait_timeout)
             if component.kind == "kafka":
                 self.create_topics(plan, wait_timeout)
+                # Its asyncio code may have swallowed the Interrupted a signal raised.
+                _deferral.check()
 
     def start(self, component: Planned, wait_timeout: float) -> None:
         self._progress(component.name)

@@ -23,8 +23,9 @@ retried with exponential backoff; after ``max_attempts`` the record goes to
 bad event does not stop the partition. A record that is not a valid
 envelope (a poison message) goes to the DLQ at once. A record that cannot
 be copied there (larger than a producer may send, or one aiokafka cannot
-decode) leaves a dead letter with an empty value and headers saying where
-it still is. Records of one partition are handled one at a time, in order.
+decode, and the rest of that one's record batch) leaves a dead letter with an
+empty value and headers saying where it still is. Records of one partition
+are handled one at a time, in order.
 """
 
 from __future__ import annotations
@@ -200,10 +201,6 @@ class EventConsumer:
                     # raises at every fetch of it: find it, dead-letter a note, carry on.
                     await self._skip_undecodable(consumer)
                     continue
-                except Exception:
-                    with contextlib.suppress(Exception):
-                        await self._rewind(consumer)
-                    raise
                 await self._handle_batches(consumer, batches)
             except asyncio.CancelledError:
                 raise
@@ -261,6 +258,7 @@ class EventConsumer:
 
         A getmany() that fails while decoding has already moved the positions of the
         partitions it drained before the failure, and their records are lost to us.
+        (Only then: other fetch errors leave positions where aiokafka means them to be.)
         """
         earliest = self.consumer_options.get("auto_offset_reset", "earliest") == "earliest"
         for tp in consumer.assignment():
@@ -275,11 +273,16 @@ class EventConsumer:
 
         The record aiokafka cannot decode cannot be copied to the DLQ either; the
         dead letter carries no value, and headers saying where the record still is.
+        aiokafka decodes every record of a batch up to the one asked for, so the
+        records after a bad one *in the same batch* cannot be read either (a later
+        batch can): each gets a dead letter of its own that says so, to be replayed
+        from where it still is. Our own producers never write such a record.
         """
         await self._rewind(consumer)
         partitions = sorted(consumer.assignment())
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:
+            bad: int | None = None  # the undecodable record whose batch we are still in
             while await consumer.position(tp) < ends[tp]:
                 if self._stopping.is_set():
                     raise _Stopping
@@ -287,11 +290,19 @@ class EventConsumer:
                     batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
                 except UnicodeDecodeError as exc:
                     offset = await consumer.position(tp)  # the records before it were handled
-                    reason = f"poison: undecodable record ({type(exc).__name__}); not copied"
+                    if bad is None:
+                        bad = offset
+                        reason = f"poison: undecodable record ({type(exc).__name__}); not copied"
+                    else:
+                        reason = (
+                            "unreadable: in the record batch of the undecodable record at "
+                            f"offset {bad}; not copied"
+                        )
                     await self._send_dead_letter(tp.topic, tp.partition, offset, reason, attempts=0)
                     await consumer.commit({tp: offset + 1})
                     consumer.seek(tp, offset + 1)
                     continue
+                bad = None
                 await self._handle_batches(consumer, batch)
 
     async def _handle_record(self, record: ConsumerRecord) -> None:
