@@ -4,7 +4,8 @@ FastAPI reads and parses a JSON body before a route's dependencies run, so
 without a cap anyone, with or without a token, can make a service hold a
 body of any size in memory (several times over, once parsed). The cap is
 checked twice: the declared ``Content-Length`` before the app runs, and the
-bytes actually received (a chunked body declares none).
+bytes actually received (a chunked body declares none). Not FastAPI's own
+``max_body_size``: on some paths it answers ``text/plain``, not problem+json.
 """
 
 from __future__ import annotations
