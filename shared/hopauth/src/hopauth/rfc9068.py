@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 import time
@@ -18,6 +17,7 @@ from typing import Any, Final
 
 import jwt
 
+from ._strict_json import json_object
 from .errors import InvalidTokenError
 from .jwks import KeySource
 from .principal import Principal
@@ -183,7 +183,7 @@ class AccessTokenValidator:
         except jwt.PyJWTError:
             raise InvalidTokenError("malformed token") from None
 
-        claims = _json_object(decoded["payload"])
+        claims = json_object(decoded["payload"])
         if claims is None:
             raise InvalidTokenError("malformed claims")
         self._check_claims(claims)
@@ -236,31 +236,7 @@ def _decode_header(segment: str) -> dict[str, Any]:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         raise InvalidTokenError("malformed token: bad header encoding") from None
-    header = _json_object(raw)
+    header = json_object(raw)
     if header is None:
         raise InvalidTokenError("malformed token: header is not a JSON object")
     return header
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    """Parse a JSON object, refusing duplicate member names (RFC 7515 §5.2 step 4)
-    and ``NaN``/``Infinity``, which are not JSON (RFC 8259 §6).
-
-    Parsers disagree on which duplicate wins; refusing them closes that gap.
-    """
-    try:
-        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import Algorithm, get_default_algorithms
 from jwt.exceptions import InvalidKeyError
 
+from ._strict_json import json_object
 from .errors import InvalidDPoPProofError
 
 __all__ = [
@@ -585,27 +586,7 @@ def _decoded_object(segment: str, what: str) -> dict[str, Any]:
         raw = _b64url_decode(segment)
     except ValueError:
         raise InvalidDPoPProofError(f"malformed proof: {what} not base64url") from None
-    value = _json_object(raw)
+    value = json_object(raw)
     if value is None:
         raise InvalidDPoPProofError(f"malformed proof: {what} is not a JSON object")
     return value
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    """A JSON object without duplicate members (RFC 7515 §5.2) or NaN/Infinity."""
-    try:
-        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
