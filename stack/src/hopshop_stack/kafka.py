@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 # aiokafka ships no type information.
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
@@ -16,19 +17,49 @@ from aiokafka.errors import KafkaConnectionError, KafkaError  # type: ignore[imp
 TOPIC_ALREADY_EXISTS = 36
 
 
+_T = TypeVar("_T")
+
+# How often a running create_topics asks whether it should stop.
+_STOP_POLL_SECONDS = 0.1
+
+
 class TopicError(RuntimeError):
     pass
 
 
-def create_topics(bootstrap: str, topics: Sequence[str], timeout: float) -> list[str]:
+class StopRequested(Exception):
+    """``stop_requested()`` said yes: the topics were abandoned, maybe half made."""
+
+
+def create_topics(
+    bootstrap: str,
+    topics: Sequence[str],
+    timeout: float,
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> list[str]:
     """Create the missing ``topics`` (1 partition, replication 1); return the ones created.
 
     Retries the connection until ``timeout`` seconds pass: a broker may accept TCP
-    connections a moment before it answers Kafka requests.
+    connections a moment before it answers Kafka requests. ``stop_requested`` is
+    polled instead of letting a signal handler raise into the event loop: raised
+    there, an exception can leave the loop half made (a traceback at exit).
     """
     # aiokafka logs every failed connection attempt at ERROR; the retries are expected.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    return asyncio.run(_create_topics(bootstrap, list(topics), timeout))
+    work = _create_topics(bootstrap, list(topics), timeout)
+    return asyncio.run(_unless_stopped(work, stop_requested))
+
+
+async def _unless_stopped(work: Awaitable[_T], stop_requested: Callable[[], bool]) -> _T:
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        if stop_requested():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise StopRequested
+        await asyncio.wait({task}, timeout=_STOP_POLL_SECONDS)
+    return task.result()
 
 
 async def _connect(bootstrap: str, patience: float) -> AIOKafkaAdminClient:
@@ -38,9 +69,11 @@ async def _connect(bootstrap: str, patience: float) -> AIOKafkaAdminClient:
         try:
             await admin.start()
             return admin
-        except KafkaConnectionError:
+        except (KafkaConnectionError, asyncio.CancelledError) as exc:
             with contextlib.suppress(KafkaError, OSError):
                 await admin.close()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             if time.monotonic() >= deadline:
                 raise TopicError(f"the Kafka broker at {bootstrap} does not answer") from None
             await asyncio.sleep(0.1)

@@ -69,7 +69,10 @@ class _Deferral:
             yield
         finally:
             self.active = False
-        self.check()
+            self.check()  # the stop signal wins over whatever else went wrong meanwhile
+
+    def requested(self) -> bool:
+        return self.pending is not None
 
     def check(self) -> None:
         """Raise the stop signal received, should its exception have been swallowed."""
@@ -129,8 +132,6 @@ class Runner:
             self.start(component, wait_timeout)
             if component.kind == "kafka":
                 self.create_topics(plan, wait_timeout)
-                # Its asyncio code may have swallowed the Interrupted a signal raised.
-                _deferral.check()
 
     def start(self, component: Planned, wait_timeout: float) -> None:
         self._progress(component.name)
@@ -183,7 +184,12 @@ class Runner:
         self._progress("topics")
         began = time.monotonic()
         try:
-            created = create_topics(plan.kafka_bootstrap, plan.topics, timeout)
+            # Held, not raised: an exception raised inside the event loop can leave it
+            # half made. hold() raises the stop signal once asyncio is done.
+            with _deferral.hold():
+                created = create_topics(
+                    plan.kafka_bootstrap, plan.topics, timeout, stop_requested=_deferral.requested
+                )
         except TopicError as exc:
             kafka_log = state.log_path(self.state_dir, "kafka")
             raise ComponentFailed("topics", str(exc), kafka_log) from exc
