@@ -83,11 +83,13 @@ class Stack:
     note: str = ""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_ports(names: Sequence[str]) -> dict[str, int]:
+    """A free port for each name, all different: the sockets are held open together."""
+    with contextlib.ExitStack() as held:
+        sockets = {name: held.enter_context(socket.socket()) for name in names}
+        for sock in sockets.values():
+            sock.bind(("127.0.0.1", 0))
+        return {name: int(sock.getsockname()[1]) for name, sock in sockets.items()}
 
 
 def stack_urls(state_dir: Path) -> tuple[str, str]:
@@ -124,7 +126,7 @@ def run_stack_command(args: list[str], env: dict[str, str], timeout: float) -> t
 
 
 def start_stack(state_dir: Path, rate_limit: int, seed_stock: int) -> Stack:
-    ports = {name: free_port() for name in COMPONENTS}
+    ports = free_ports(COMPONENTS)
     env = {
         **os.environ,
         **{f"HOPSHOP_PORT_{name.upper()}": str(port) for name, port in ports.items()},

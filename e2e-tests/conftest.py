@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
-from e2e_support import System, free_port  # noqa: E402 - needs the path above
+from e2e_support import System, free_ports  # noqa: E402 - needs the path above
 
 COMPONENTS = ("valkey", "kafka", "auth", "inventory", "order", "billing", "notification", "gateway")
 
@@ -61,12 +61,13 @@ def system(
         return
 
     state = tmp_path_factory.mktemp("stack")
-    ports = {name: free_port() for name in COMPONENTS}
+    ports = free_ports(COMPONENTS)
     env = {
         **os.environ,
         **{f"HOPSHOP_PORT_{name.upper()}": str(port) for name, port in ports.items()},
-        # Short enough for the expiry test, long enough for a payment round trip.
-        "ORDER_PAYMENT_TIMEOUT": "6",
+        # Short enough for the expiry test, long enough for a payment round trip even
+        # while a consumer group is still being joined (Tansu holds a joiner ~5 s).
+        "ORDER_PAYMENT_TIMEOUT": "12",
         "ORDER_EXPIRY_INTERVAL": "1",
         # The rate-limit test sends a burst; everyone else stays well below it.
         "GATEWAY_RATE_LIMIT": "30",
@@ -89,7 +90,7 @@ def _compose_system() -> Iterator[System]:
     """docker-compose.yml through testcontainers, with the same short timeouts as locally."""
     from testcontainers.compose import DockerCompose  # only this mode needs Docker
 
-    os.environ.setdefault("ORDER_PAYMENT_TIMEOUT", "6")
+    os.environ.setdefault("ORDER_PAYMENT_TIMEOUT", "12")
     os.environ.setdefault("ORDER_EXPIRY_INTERVAL", "1")
     os.environ.setdefault("GATEWAY_RATE_LIMIT", "30")
     compose = DockerCompose(ROOT, compose_file_name="docker-compose.yml", build=True, wait=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -32,10 +33,17 @@ class System:
     env: dict[str, str]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(names: Iterable[str]) -> dict[str, int]:
+    """A port nothing listens on for each name, all different.
+
+    The sockets are held open together: drawn one at a time, the kernel may hand
+    out the same port twice, and two components of one stack would clash.
+    """
+    with contextlib.ExitStack() as held:
+        sockets = {name: held.enter_context(socket.socket()) for name in names}
+        for sock in sockets.values():
+            sock.bind(("127.0.0.1", 0))
+        return {name: int(sock.getsockname()[1]) for name, sock in sockets.items()}
 
 
 def login(auth_url: str, username: str, scope: str = SCOPES) -> str:

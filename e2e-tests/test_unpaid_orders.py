@@ -52,7 +52,7 @@ def test_the_scheduler_expires_an_unpaid_order(
             and o
         ),
         "the expiry job",
-        timeout=30,
+        timeout=45,
     )
     assert expired["reason"] == "expired"
     assert available(gateway, order["items"][0]["product_id"]) == before

@@ -21,7 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from dpop_proofs import ProofKey
-from e2e_support import System, free_port
+from e2e_support import System, free_ports
 from forgery import AttackerHost
 from oauth_flows import Login, login
 from recorder import Recorder, Row, attack_name, write_report
@@ -174,7 +174,7 @@ def _local_target(
 def vulnerable_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     """A second local stack, started with ``--vulnerable`` (HOPSHOP_PROPAGATION=forward)."""
     state_dir = tmp_path_factory.mktemp("vulnerable-stack")
-    ports = {name: free_port() for name in COMPONENTS}
+    ports = free_ports(COMPONENTS)
     try:
         start_local_stack(state_dir, ports, vulnerable=True)
     except RuntimeError as exc:

@@ -7,6 +7,7 @@ not depend on services still being written; the registry logic is in test_compon
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -31,16 +32,17 @@ from hopshop_stack.cli import main
 from hopshop_stack.components import SERVICES, TOPICS, port_env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def port_environment() -> dict[str, str]:
-    """HOPSHOP_PORT_<NAME> on a free port for every component the registry knows."""
+    """HOPSHOP_PORT_<NAME> on a free port for every component the registry knows.
+
+    The sockets are held open together, so the kernel cannot hand out one port twice.
+    """
     names = ["valkey", "kafka", *(service.name for service in SERVICES)]
-    return {port_env(name): str(free_port()) for name in names}
+    with contextlib.ExitStack() as held:
+        sockets = {name: held.enter_context(socket.socket()) for name in names}
+        for sock in sockets.values():
+            sock.bind(("127.0.0.1", 0))
+        return {port_env(name): str(sock.getsockname()[1]) for name, sock in sockets.items()}
 
 
 def hopshop(

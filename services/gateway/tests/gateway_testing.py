@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from gateway_service.config import Settings
 from hopkit.logs import JsonFormatter
-from hopkit.testing import ServerThread, free_port
+from hopkit.testing import ServerThread, eventually, free_port
 
 #: ``start_gateway(**settings)``: a gateway in front of the test services.
 StartGateway = Callable[..., ServerThread]
@@ -101,6 +101,10 @@ class JsonLines(logging.Handler):
         return [
             line for line in self.lines if line.get("msg") == "request" and line.get("path") == path
         ]
+
+    def wait_for(self, *paths: str) -> None:
+        """Until each path has its line: a service logs a request just after answering it."""
+        eventually(lambda: all(self.requests(path) for path in paths), f"access lines {paths}")
 
 
 @contextmanager

@@ -24,6 +24,7 @@ def test_an_incoming_traceparent_reaches_inventory(http: httpx.Client) -> None:
         response = http.get(
             "/api/products", headers={"traceparent": TRACEPARENT, "x-request-id": "req-trace-1"}
         )
+        lines.wait_for("/api/products", "/products")
     assert response.status_code == 200, response.text
     assert response.headers["x-request-id"] == "req-trace-1"
     [edge] = lines.requests("/api/products")
@@ -35,6 +36,7 @@ def test_an_incoming_traceparent_reaches_inventory(http: httpx.Client) -> None:
 def test_the_edge_starts_a_trace_when_none_comes_in(http: httpx.Client) -> None:
     with access_lines() as lines:
         response = http.get("/api/products")
+        lines.wait_for("/api/products", "/products")
     assert response.status_code == 200, response.text
     [edge] = lines.requests("/api/products")
     [behind] = lines.requests("/products")
@@ -46,6 +48,7 @@ def test_the_edge_starts_a_trace_when_none_comes_in(http: httpx.Client) -> None:
 def test_a_malformed_traceparent_is_replaced_not_trusted(http: httpx.Client) -> None:
     with access_lines() as lines:
         response = http.get("/api/products", headers={"traceparent": "00-zz-bad-01"})
+        lines.wait_for("/api/products", "/products")
     assert response.status_code == 200, response.text
     [edge] = lines.requests("/api/products")
     [behind] = lines.requests("/products")

@@ -219,10 +219,7 @@ def test_support_staff_see_any_order_as_its_customer_with_carol_in_act(
         response = http.get(
             f"/api/support/orders/{alices_order['id']}", headers=bearer(carol.access_token)
         )
-        # order writes its line just after it answers: wait for it.
-        eventually(
-            lambda: lines.requests(owner_path) and lines.requests(view_path), "order's lines"
-        )
+        lines.wait_for(owner_path, view_path)
     assert response.status_code == 200, response.text
     assert response.json()["id"] == alices_order["id"]
     alice_id, carol_id = (claims(user.access_token)["sub"] for user in (alice, carol))
@@ -289,6 +286,7 @@ def test_one_trace_id_from_the_edge_through_order_to_inventory(
             json={"items": [{"product_id": product["id"], "quantity": 1}], "card": PAYS},
             headers={**bearer(alice.access_token), "traceparent": TRACEPARENT},
         )
+        lines.wait_for("/api/orders", "/orders", "/reservations")
     assert response.status_code == 201, response.text
     request_id = response.headers["x-request-id"]
     for path in ("/api/orders", "/orders", "/reservations"):

@@ -32,7 +32,7 @@ def hasty(
     kafka: KafkaBroker,
     inventory_server: ServerThread,
 ) -> Iterator[httpx.Client]:
-    """An order service of its own (own database) whose orders expire after one second."""
+    """An order service of its own (own database) whose orders expire after three seconds."""
     settings = make_settings(
         Path(tmp_path_factory.mktemp("order-expiry")),
         issuer,
@@ -41,7 +41,7 @@ def hasty(
         inventory_url=inventory_server.base_url,
         run_payment_consumer=False,  # the main test server's consumer owns group "order"
         run_expiry_scheduler=True,
-        payment_timeout=1.0,
+        payment_timeout=3.0,
         expiry_interval=0.2,
     )
     with (

@@ -68,12 +68,14 @@ async def test_commit_publishes_once_with_trace_headers(
 
 
 class CountingRelay(OutboxRelay):
-    """The real relay, counting the passes that published something."""
+    """The real relay, counting its passes and the ones that published something."""
 
+    passes = 0
     publishing_passes = 0
 
     async def publish_pending(self) -> int:
         published = await super().publish_pending()
+        self.passes += 1
         self.publishing_passes += published > 0
         return published
 
@@ -83,14 +85,17 @@ async def test_commits_close_together_go_out_in_one_pass(
 ) -> None:
     topic = new_topic()
     await ensure_topics(kafka.bootstrap, [topic])
-    relay = CountingRelay(kafka.bootstrap, sessions, poll_interval=30, coalesce=1.0)
+    relay = CountingRelay(kafka.bootstrap, sessions, poll_interval=30, coalesce=3.0)
     await relay.start()
+
+    async def start_up_pass_done() -> bool:  # it starts the producer, then finds nothing
+        return relay.passes >= 1
+
     try:
-        await asyncio.sleep(0.1)  # the start-up pass has run (and found nothing)
-        started = time.monotonic()
-        for n in range(5):  # five requests, each committing its own event, within 1 s
+        await eventually(start_up_pass_done, what="the start-up pass")
+        for n in range(5):  # five requests, each committing its own event
             await place(sessions, topic, event(f"o-{n}"))
-        assert time.monotonic() - started < 0.8
+        assert relay.passes == 1, "the next pass began before the five commits were done"
         await eventually(lambda: _unpublished(sessions, 0), what="all rows to be published")
     finally:
         await relay.stop()

@@ -30,10 +30,20 @@ from .consumer import ensure_topics
 T = TypeVar("T")
 
 
+# Ports free_port() handed out in this process: one drawn for "nothing answers here"
+# must not come back later as some server's port.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, never the same one twice in this process."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
