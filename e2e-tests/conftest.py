@@ -98,7 +98,10 @@ def _compose_system() -> Iterator[System]:
     try:
 
         def address(name: str, port: int) -> str:
-            return f"{compose.get_service_host(name, port)}:{compose.get_service_port(name, port)}"
+            host = compose.get_service_host(name, port)
+            # The browser's URLs in docker-compose.yml say 127.0.0.1 (the registered callback).
+            host = "127.0.0.1" if host in ("localhost", "0.0.0.0") else host  # noqa: S104
+            return f"{host}:{compose.get_service_port(name, port)}"
 
         gateway, auth = address("gateway", 8000), address("auth", 8001)
         # Kafka advertises its in-network name, so the event tests have no broker from here.

@@ -46,38 +46,73 @@ def free_ports(names: Iterable[str]) -> dict[str, int]:
         return {name: int(sock.getsockname()[1]) for name, sock in sockets.items()}
 
 
-def login(auth_url: str, username: str, scope: str = SCOPES) -> str:
-    """Authorization code + PKCE through the HTML login form, as the web UI does."""
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge (RFC 7636 §4.1, §4.2)."""
     verifier = secrets.token_urlsafe(48)
     challenge = (
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     )
+    return verifier, challenge
+
+
+def authorize(
+    auth: httpx.Client, username: str, redirect_uri: str = REDIRECT_URI, scope: str = SCOPES
+) -> tuple[str, str]:
+    """Log in through the HTML form; returns (code, code_verifier).
+
+    The 302 must send the browser to ``redirect_uri`` itself (RFC 6749 §4.1.2)
+    with the code and the state it was given.
+    """
+    verifier, challenge = pkce_pair()
     params = {
         "response_type": "code",
         "client_id": "web",
-        "redirect_uri": REDIRECT_URI,
+        "redirect_uri": redirect_uri,
         "scope": scope,
         "state": secrets.token_urlsafe(8),
         "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
+    form_page = auth.get("/authorize", params=params)
+    assert form_page.status_code == 200, form_page.text
+    form = {"username": username, "password": f"{username}-dev-password"}
+    redirect = auth.post("/authorize", params=params, data=form)
+    assert redirect.status_code == 302, redirect.text
+    location = urlsplit(redirect.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == redirect_uri, location
+    query = parse_qs(location.query)
+    assert query["state"] == [params["state"]]
+    return query["code"][0], verifier
+
+
+def redeem(
+    auth: httpx.Client,
+    code: str,
+    verifier: str,
+    redirect_uri: str = REDIRECT_URI,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """The code for tokens at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.5)."""
+    return auth.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": "web",
+            "code_verifier": verifier,
+        },
+        headers=headers or {},
+    )
+
+
+def login(
+    auth_url: str, username: str, scope: str = SCOPES, redirect_uri: str = REDIRECT_URI
+) -> str:
+    """Authorization code + PKCE through the HTML login form, as the web UI does."""
     with httpx.Client(base_url=auth_url, timeout=15) as auth:
-        assert auth.get("/authorize", params=params).status_code == 200
-        form = {"username": username, "password": f"{username}-dev-password"}
-        redirect = auth.post("/authorize", params=params, data=form)
-        assert redirect.status_code == 302, redirect.text
-        query = parse_qs(urlsplit(redirect.headers["location"]).query)
-        assert query["state"] == [params["state"]]
-        token = auth.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": query["code"][0],
-                "redirect_uri": REDIRECT_URI,
-                "client_id": "web",
-                "code_verifier": verifier,
-            },
-        )
+        code, verifier = authorize(auth, username, redirect_uri, scope)
+        token = redeem(auth, code, verifier, redirect_uri)
         assert token.status_code == 200, token.text
         access_token: str = token.json()["access_token"]
         return access_token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from hopshop_stack.components import (
 )
 
 AUTH = SERVICES[0]
+GATEWAY = next(service for service in SERVICES if service.name == "gateway")
 MISSING = Service("nowhere", 8009, "nowhere_service_xyz.app:create_app", "NOWHERE_")
 NO_DB = Service("edge", 8010, "hopshop_stack.cli:main", "EDGE_", database=False)
 
@@ -131,3 +133,56 @@ def test_a_missing_kafka_broker_binary_is_refused(
     monkeypatch.setenv("CALF_TANSU_BIN", str(tmp_path / "no-tansu-here"))
     with pytest.raises(PlanError, match="no Tansu broker binary for kafka: CALF_TANSU_BIN="):
         build_plan(Options(state_dir=tmp_path, environ={}), services=(AUTH,))
+
+
+# The web UI's login follows the gateway to its port (RFC 9700 §4.1.1: exact redirect URIs)
+
+
+def test_a_moved_gateway_is_registered_for_the_web_login(tmp_path: Path) -> None:
+    options = Options(state_dir=tmp_path, port_offset=100, environ={})
+    plan = build_plan(options, services=(AUTH, GATEWAY))
+    gateway, auth = plan.get("gateway"), plan.get("auth")
+    assert gateway.port == 8100
+    assert gateway.env["GATEWAY_PUBLIC_URL"] == "http://127.0.0.1:8100"
+    assert json.loads(auth.env["AUTH_EXTRA_REDIRECT_URIS"]) == {
+        "web": ["http://127.0.0.1:8100/callback"]
+    }
+    assert json.loads(auth.env["AUTH_CORS_ORIGINS"]) == [
+        "http://127.0.0.1:8100",
+        "http://localhost:8100",
+    ]
+    # Each service gets its own settings only.
+    assert "GATEWAY_PUBLIC_URL" not in auth.env
+    assert not {"AUTH_EXTRA_REDIRECT_URIS", "AUTH_CORS_ORIGINS"} & set(gateway.env)
+
+
+def test_a_single_gateway_port_override_is_followed(tmp_path: Path) -> None:
+    options = Options(state_dir=tmp_path, environ={"HOPSHOP_PORT_GATEWAY": "9180"})
+    plan = build_plan(options, services=(AUTH, GATEWAY))
+    assert plan.get("gateway").env["GATEWAY_PUBLIC_URL"] == "http://127.0.0.1:9180"
+    assert json.loads(plan.get("auth").env["AUTH_EXTRA_REDIRECT_URIS"]) == {
+        "web": ["http://127.0.0.1:9180/callback"]
+    }
+
+
+def test_the_callers_own_web_login_settings_win(tmp_path: Path) -> None:
+    environ = {
+        "GATEWAY_PUBLIC_URL": "https://shop.example",
+        "AUTH_CORS_ORIGINS": '["https://shop.example"]',
+    }
+    options = Options(state_dir=tmp_path, port_offset=100, environ=environ)
+    plan = build_plan(options, services=(AUTH, GATEWAY))
+    # Not planned, so the inherited (caller's) value is the one the process sees.
+    assert "GATEWAY_PUBLIC_URL" not in plan.get("gateway").env
+    assert "AUTH_CORS_ORIGINS" not in plan.get("auth").env
+    # What the caller did not set is still added.
+    assert json.loads(plan.get("auth").env["AUTH_EXTRA_REDIRECT_URIS"]) == {
+        "web": ["http://127.0.0.1:8100/callback"]
+    }
+
+
+def test_without_a_gateway_nothing_is_added_for_the_web_login(tmp_path: Path) -> None:
+    options = Options(state_dir=tmp_path, port_offset=100, only=frozenset({"auth"}), environ={})
+    plan = build_plan(options, services=(AUTH, GATEWAY))
+    assert [c.name for c in plan.components] == ["valkey", "kafka", "auth"]
+    assert not {"AUTH_EXTRA_REDIRECT_URIS", "AUTH_CORS_ORIGINS"} & set(plan.get("auth").env)

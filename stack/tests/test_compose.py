@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from auth_service.config import Settings as AuthSettings
+from auth_service.policy import load_policy
+from auth_service.redirect_uris import add_redirect_uris
 from hopshop_stack.components import SERVICES, Service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +95,39 @@ def test_same_settings_names_as_the_local_stack(service: Service) -> None:
         if key.startswith("HOPSHOP_") and key.endswith("_URL") and "://" in value:
             host = urlsplit(value).hostname
             assert host in COMPOSE["services"] or key == "HOPSHOP_REDIS_URL", (key, value)
+
+
+def by_name(name: str) -> Service:
+    return next(service for service in SERVICES if service.name == name)
+
+
+def published_port(name: str) -> int:
+    [mapping] = COMPOSE["services"][name]["ports"]
+    return int(str(mapping).split(":")[0])
+
+
+def test_the_browser_logs_in_through_the_published_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The web UI sends the browser to GATEWAY_PUBLIC_ISSUER with GATEWAY_PUBLIC_URL's
+    # /callback, then redeems the code from that origin: the issuer must have the
+    # callback registered (exact match) and allow the origin (CORS).
+    gateway = environment(by_name("gateway"))
+    public_url = urlsplit(gateway["GATEWAY_PUBLIC_URL"])
+    public_issuer = urlsplit(gateway["GATEWAY_PUBLIC_ISSUER"])
+    assert public_url.port == published_port("gateway")
+    assert public_issuer.port == published_port("auth")
+    assert public_url.hostname == public_issuer.hostname  # one browser, one host name
+
+    for key in list(__import__("os").environ):
+        if key.startswith(("HOPSHOP_", "AUTH_")):
+            monkeypatch.delenv(key)
+    for key, value in environment(by_name("auth")).items():
+        monkeypatch.setenv(key, value)
+    auth = AuthSettings()
+    policy = add_redirect_uris(load_policy(auth.policy_file), auth.extra_redirect_uris)
+    web = policy.clients["web"]
+    origin = f"{public_url.scheme}://{public_url.netloc}"
+    assert f"{origin}/callback" in web.redirect_uris
+    assert origin in auth.cors_origins
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)

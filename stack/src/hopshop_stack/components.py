@@ -19,11 +19,19 @@ Environment every service and worker process receives (on top of the caller's)::
 ``<NAME>`` is the service name upper-cased with ``-`` as ``_`` (``HOPSHOP_AUTH_URL``,
 ``HOPSHOP_INVENTORY_URL`` ...). Only services that are started get a URL variable,
 so a service can tell that a neighbour is absent.
+
+When the gateway is started, the web UI's login is pointed at its real port
+(``<gw>`` below), unless the caller's environment already sets the variable::
+
+    gateway: GATEWAY_PUBLIC_URL=http://127.0.0.1:<gw>
+    auth:    AUTH_EXTRA_REDIRECT_URIS={"web": ["http://127.0.0.1:<gw>/callback"]}
+             AUTH_CORS_ORIGINS=["http://127.0.0.1:<gw>", "http://localhost:<gw>"]
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -284,8 +292,11 @@ def build_plan(
         _valkey(valkey_port, state_dir),
         _kafka(kafka_port),
     ]
+    web_login = _web_login_env(ports.get("gateway"), options.environ)
     for service, port in chosen:
-        components.append(_service(service, port, common, state_dir))
+        components.append(
+            _service(service, port, common, state_dir, web_login.get(service.name, {}))
+        )
 
     by_name = {service.name: service for service, _ in chosen}
     for worker in workers:
@@ -355,13 +366,45 @@ def _kafka(port: int) -> Planned:
     return Planned(name="kafka", kind="kafka", argv=argv, env={}, port=port)
 
 
+def _web_login_env(
+    gateway_port: int | None, environ: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
+    """Per service, what the web UI's login needs to work with the gateway on its port.
+
+    The gateway hands the browser its own callback (``/config.json``); the issuer
+    must have that callback registered, matched exactly (RFC 9700 §4.1.1), and
+    let the page redeem its code from the gateway's origin (CORS). A variable
+    the caller set is theirs and is left out. No gateway, nothing to point at.
+    """
+    if gateway_port is None:
+        return {}
+    public = f"http://{HOST}:{gateway_port}"
+    wanted = {
+        "gateway": {"GATEWAY_PUBLIC_URL": public},
+        "auth": {
+            "AUTH_EXTRA_REDIRECT_URIS": json.dumps({"web": [f"{public}/callback"]}),
+            "AUTH_CORS_ORIGINS": json.dumps([public, f"http://localhost:{gateway_port}"]),
+        },
+    }
+    return {
+        name: {key: value for key, value in env.items() if key not in environ}
+        for name, env in wanted.items()
+    }
+
+
 def _database_env(service: Service, state_dir: Path) -> dict[str, str]:
     if service.database_env is None:
         return {}
     return {service.database_env: f"sqlite:///{state_dir / service.name}.db"}
 
 
-def _service(service: Service, port: int, common: Mapping[str, str], state_dir: Path) -> Planned:
+def _service(
+    service: Service,
+    port: int,
+    common: Mapping[str, str],
+    state_dir: Path,
+    extra: Mapping[str, str],
+) -> Planned:
     argv = (
         sys.executable,
         "-m",
@@ -380,7 +423,7 @@ def _service(service: Service, port: int, common: Mapping[str, str], state_dir: 
         name=service.name,
         kind="service",
         argv=argv,
-        env={**common, **_database_env(service, state_dir)},
+        env={**common, **_database_env(service, state_dir), **extra},
         port=port,
         health_url=base + service.health_path,
         ready_url=base + service.ready_path,

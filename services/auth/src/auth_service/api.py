@@ -233,7 +233,7 @@ def client_ip(request: Request) -> str:
 
     The peer address: uvicorn puts an ``X-Forwarded-For`` address here only when
     told to trust proxy headers (``--proxy-headers`` with ``--forwarded-allow-ips``),
-    which ``auth-service serve`` and the stack turn off so no client can pick its
+    which ``hopshop-auth serve`` and the stack turn off so no client can pick its
     own. Behind a reverse proxy, every user then shares the proxy's address:
     trust that proxy, and only it, there.
     """

@@ -39,6 +39,7 @@ from .oauth.rfc7662 import IntrospectionEndpoint
 from .oauth.rfc8693 import TokenExchangeGrant
 from .oauth.server import HopAuthorizationServer, ServerContext
 from .policy import Policy, load_policy
+from .redirect_uris import add_redirect_uris
 from .sessions import SessionRevoker
 from .tokens import LEEWAY_SECONDS, AccessTokens
 
@@ -137,8 +138,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.json_logs:
             configure_logging("auth", settings.log_level)
-        # Policy first: a bad file must stop start-up before anything else happens.
-        policy = load_policy(settings.policy_file)
+        # Policy first: a bad file (or extra redirect URI) must stop start-up
+        # before anything else happens.
+        policy = add_redirect_uris(load_policy(settings.policy_file), settings.extra_redirect_uris)
         engine = create_db_engine(settings.database_url)
         redis_client = (
             redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("HOPSHOP_REDIS_URL"))
     database_url: str = "sqlite:///var/auth.db"
     policy_file: Path = DEFAULT_POLICY_FILE
+    # client id -> redirect URIs registered on top of the policy's (JSON), e.g. the
+    # gateway's callback when it runs on another port. Checked at start-up
+    # (redirect_uris.add_redirect_uris); still matched exactly (RFC 9700 §4.1.1).
+    extra_redirect_uris: dict[str, list[str]] = Field(default_factory=dict)
     # The demo realm (alice, bob, carol and the dev client secrets) is seeded at start-up.
     seed_demo_realm: bool = True
     auto_migrate: bool = True

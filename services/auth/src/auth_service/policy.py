@@ -158,9 +158,7 @@ def _parse_client(client_id: str, entry: Any, where: str) -> ClientPolicy:
 
     redirect_uris = tuple(_string_list(entry.get("redirect_uris", []), f"{where}.redirect_uris"))
     for uri in redirect_uris:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
-            raise PolicyError(f"{where}.redirect_uris: {uri!r} must be an absolute http(s) URL")
+        validate_redirect_uri(uri, f"{where}.redirect_uris")
     if ("authorization_code" in grants) != bool(redirect_uris):
         raise PolicyError(f"{where}: redirect_uris are required exactly when authorization_code is")
 
@@ -196,6 +194,13 @@ def _parse_client(client_id: str, entry: Any, where: str) -> ClientPolicy:
         client_credentials=client_credentials,
         delegation=delegation,
     )
+
+
+def validate_redirect_uri(uri: str, where: str) -> None:
+    """A redirect URI must be absolute, http(s), without a fragment (RFC 6749 §3.1.2)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        raise PolicyError(f"{where}: {uri!r} must be an absolute http(s) URL")
 
 
 def _parse_login(entry: Any, where: str) -> LoginPolicy:
