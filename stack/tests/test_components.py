@@ -147,10 +147,8 @@ def test_a_moved_gateway_is_registered_for_the_web_login(tmp_path: Path) -> None
     assert json.loads(auth.env["AUTH_EXTRA_REDIRECT_URIS"]) == {
         "web": ["http://127.0.0.1:8100/callback"]
     }
-    assert json.loads(auth.env["AUTH_CORS_ORIGINS"]) == [
-        "http://127.0.0.1:8100",
-        "http://localhost:8100",
-    ]
+    # Not localhost too: the callback lands on 127.0.0.1, where the PKCE verifier is not.
+    assert json.loads(auth.env["AUTH_CORS_ORIGINS"]) == ["http://127.0.0.1:8100"]
     # Each service gets its own settings only.
     assert "GATEWAY_PUBLIC_URL" not in auth.env
     assert not {"AUTH_EXTRA_REDIRECT_URIS", "AUTH_CORS_ORIGINS"} & set(gateway.env)
@@ -175,10 +173,43 @@ def test_the_callers_own_web_login_settings_win(tmp_path: Path) -> None:
     # Not planned, so the inherited (caller's) value is the one the process sees.
     assert "GATEWAY_PUBLIC_URL" not in plan.get("gateway").env
     assert "AUTH_CORS_ORIGINS" not in plan.get("auth").env
-    # What the caller did not set is still added.
+    # The callback registered is the caller's public URL's, not the port's.
     assert json.loads(plan.get("auth").env["AUTH_EXTRA_REDIRECT_URIS"]) == {
-        "web": ["http://127.0.0.1:8100/callback"]
+        "web": ["https://shop.example/callback"]
     }
+
+
+def test_the_callback_follows_a_public_url_set_in_lower_case(tmp_path: Path) -> None:
+    # Settings read names in any case: the caller's lower-case name must not be overridden.
+    environ = {"gateway_public_url": "http://localhost:8100/"}
+    plan = build_plan(
+        Options(state_dir=tmp_path, port_offset=100, environ=environ), (AUTH, GATEWAY)
+    )
+    assert not {"GATEWAY_PUBLIC_URL", "gateway_public_url"} & set(plan.get("gateway").env)
+    auth = plan.get("auth").env
+    assert json.loads(auth["AUTH_EXTRA_REDIRECT_URIS"]) == {
+        "web": ["http://localhost:8100/callback"]
+    }
+    assert json.loads(auth["AUTH_CORS_ORIGINS"]) == ["http://localhost:8100"]
+
+
+def test_the_callers_extra_redirect_uris_get_the_callback_added(tmp_path: Path) -> None:
+    environ = {"AUTH_EXTRA_REDIRECT_URIS": '{"web": ["http://127.0.0.1:9999/cb"], "other": []}'}
+    plan = build_plan(
+        Options(state_dir=tmp_path, port_offset=100, environ=environ), (AUTH, GATEWAY)
+    )
+    assert json.loads(plan.get("auth").env["AUTH_EXTRA_REDIRECT_URIS"]) == {
+        "web": ["http://127.0.0.1:9999/cb", "http://127.0.0.1:8100/callback"],
+        "other": [],
+    }
+
+
+def test_a_malformed_extra_redirect_uris_is_passed_on_for_auth_to_refuse(tmp_path: Path) -> None:
+    environ = {"AUTH_EXTRA_REDIRECT_URIS": "not json"}
+    plan = build_plan(
+        Options(state_dir=tmp_path, port_offset=100, environ=environ), (AUTH, GATEWAY)
+    )
+    assert plan.get("auth").env["AUTH_EXTRA_REDIRECT_URIS"] == "not json"
 
 
 def test_without_a_gateway_nothing_is_added_for_the_web_login(tmp_path: Path) -> None:

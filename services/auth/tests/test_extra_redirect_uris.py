@@ -116,6 +116,27 @@ def test_an_unregistered_uri_is_still_refused(moved: httpx.Client, uri: str) -> 
     assert "location" not in response.headers
 
 
+def test_with_two_uris_registered_the_request_must_name_one(moved: httpx.Client) -> None:
+    # RFC 6749 §3.1.2.3: with several registered, no default is guessed.
+    _, challenge = pkce_pair()
+    params = authorize_params(challenge)
+    del params["redirect_uri"]
+    response = moved.get("/authorize", params=params)
+    assert response.status_code == 400, response.text
+    assert "location" not in response.headers
+
+
+def test_production_takes_redirect_uris_from_the_policy_file_only(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="AUTH_EXTRA_REDIRECT_URIS must be empty"):
+        Settings(
+            env="production",
+            issuer="https://auth.example",
+            redis_url="redis://127.0.0.1:6379/0",
+            seed_demo_realm=False,
+            extra_redirect_uris={"web": ["https://shop.example/callback"]},
+        )
+
+
 # Start-up stops on a bad entry
 
 
@@ -132,6 +153,18 @@ BAD = [
                  f"'{MOVED}#top' must be an absolute http(s) URL", id="fragment"),
     pytest.param({"web": [MOVED, "myapp://cb"]}, "AUTH_EXTRA_REDIRECT_URIS['web']: ",
                  "'myapp://cb' must be an absolute http(s) URL", id="custom-scheme"),
+    # Reads as loopback, goes to evil.example.
+    pytest.param({"web": ["http://127.0.0.1:8100@evil.example/callback"]},
+                 "AUTH_EXTRA_REDIRECT_URIS['web']: ", "must be an absolute http(s) URL",
+                 id="userinfo"),
+    pytest.param({"web": [MOVED + "#"]}, "AUTH_EXTRA_REDIRECT_URIS['web']: ",
+                 "must be an absolute http(s) URL", id="empty-fragment"),
+    pytest.param({"web": [" " + MOVED]}, "AUTH_EXTRA_REDIRECT_URIS['web']: ",
+                 "must be an absolute http(s) URL", id="whitespace"),
+    pytest.param({"web": ["http://127.0.0.1:99999/callback"]}, "AUTH_EXTRA_REDIRECT_URIS['web']: ",
+                 "must be an absolute http(s) URL", id="port-out-of-range"),
+    pytest.param({"web": ["http://[::1/callback"]}, "AUTH_EXTRA_REDIRECT_URIS['web']: ",
+                 "must be an absolute http(s) URL", id="unparseable"),
 ]  # fmt: skip
 
 

@@ -21,11 +21,12 @@ Environment every service and worker process receives (on top of the caller's)::
 so a service can tell that a neighbour is absent.
 
 When the gateway is started, the web UI's login is pointed at its real port
-(``<gw>`` below), unless the caller's environment already sets the variable::
+(``<gw>`` below); a caller's own GATEWAY_PUBLIC_URL or AUTH_CORS_ORIGINS is kept
+(``<public>`` is then theirs), and their AUTH_EXTRA_REDIRECT_URIS gets the callback::
 
     gateway: GATEWAY_PUBLIC_URL=http://127.0.0.1:<gw>
-    auth:    AUTH_EXTRA_REDIRECT_URIS={"web": ["http://127.0.0.1:<gw>/callback"]}
-             AUTH_CORS_ORIGINS=["http://127.0.0.1:<gw>", "http://localhost:<gw>"]
+    auth:    AUTH_EXTRA_REDIRECT_URIS={"web": ["<public>/callback"]}
+             AUTH_CORS_ORIGINS=["<public's origin>"]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 HOST = "127.0.0.1"
 
@@ -373,23 +375,49 @@ def _web_login_env(
 
     The gateway hands the browser its own callback (``/config.json``); the issuer
     must have that callback registered, matched exactly (RFC 9700 §4.1.1), and
-    let the page redeem its code from the gateway's origin (CORS). A variable
-    the caller set is theirs and is left out. No gateway, nothing to point at.
+    let the page redeem its code from the gateway's origin (CORS). The caller's
+    own ``GATEWAY_PUBLIC_URL`` and ``AUTH_CORS_ORIGINS`` are kept (the callback
+    follows their public URL); their ``AUTH_EXTRA_REDIRECT_URIS`` gets the
+    callback added. No gateway, nothing to point at.
     """
     if gateway_port is None:
         return {}
-    public = f"http://{HOST}:{gateway_port}"
-    wanted = {
-        "gateway": {"GATEWAY_PUBLIC_URL": public},
-        "auth": {
-            "AUTH_EXTRA_REDIRECT_URIS": json.dumps({"web": [f"{public}/callback"]}),
-            "AUTH_CORS_ORIGINS": json.dumps([public, f"http://localhost:{gateway_port}"]),
-        },
-    }
-    return {
-        name: {key: value for key, value in env.items() if key not in environ}
-        for name, env in wanted.items()
-    }
+    # Settings read variable names in any case, so the caller's count in any case too.
+    names = {key.upper(): key for key in environ}
+    public = environ.get(
+        names.get("GATEWAY_PUBLIC_URL", ""), f"http://{HOST}:{gateway_port}"
+    ).rstrip("/")
+    parts = urlsplit(public)
+
+    gateway: dict[str, str] = {}
+    if "GATEWAY_PUBLIC_URL" not in names:
+        gateway["GATEWAY_PUBLIC_URL"] = public
+    # The callback is added to the caller's own extra URIs, under the name they used.
+    extra_name = names.get("AUTH_EXTRA_REDIRECT_URIS", "AUTH_EXTRA_REDIRECT_URIS")
+    auth = {extra_name: _with_callback(environ.get(extra_name), f"{public}/callback")}
+    if "AUTH_CORS_ORIGINS" not in names:
+        auth["AUTH_CORS_ORIGINS"] = json.dumps([f"{parts.scheme}://{parts.netloc}"])
+    return {"gateway": gateway, "auth": auth}
+
+
+def _with_callback(raw: str | None, callback: str) -> str:
+    """``AUTH_EXTRA_REDIRECT_URIS`` (JSON) with ``callback`` registered for the web client.
+
+    A value that is not a JSON object of lists is passed on untouched: the auth
+    service refuses it at start-up with a message naming it.
+    """
+    if raw is None:
+        return json.dumps({"web": [callback]})
+    try:
+        extra = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(extra, dict) or not isinstance(extra.get("web", []), list):
+        return raw
+    web = extra.get("web", [])
+    if callback not in web:
+        extra["web"] = [*web, callback]
+    return json.dumps(extra)
 
 
 def _database_env(service: Service, state_dir: Path) -> dict[str, str]:

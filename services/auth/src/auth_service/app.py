@@ -141,6 +141,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Policy first: a bad file (or extra redirect URI) must stop start-up
         # before anything else happens.
         policy = add_redirect_uris(load_policy(settings.policy_file), settings.extra_redirect_uris)
+        if settings.extra_redirect_uris:
+            log.info(
+                "extra redirect URIs registered",
+                extra={"redirect_uris": settings.extra_redirect_uris},
+            )
         engine = create_db_engine(settings.database_url)
         redis_client = (
             redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)

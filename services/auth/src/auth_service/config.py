@@ -95,6 +95,12 @@ class Settings(BaseSettings):
                     "HOPSHOP_REDIS_URL is required when HOPSHOP_ENV=production: "
                     "resource servers learn of revoked sessions through it"
                 )
+            if self.extra_redirect_uris:
+                # Where a client may send codes belongs in the reviewed policy file.
+                raise ValueError(
+                    "AUTH_EXTRA_REDIRECT_URIS must be empty when HOPSHOP_ENV=production: "
+                    "register redirect URIs in the policy file"
+                )
         return self
 
     @property

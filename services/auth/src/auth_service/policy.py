@@ -197,10 +197,22 @@ def _parse_client(client_id: str, entry: Any, where: str) -> ClientPolicy:
 
 
 def validate_redirect_uri(uri: str, where: str) -> None:
-    """A redirect URI must be absolute, http(s), without a fragment (RFC 6749 §3.1.2)."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
-        raise PolicyError(f"{where}: {uri!r} must be an absolute http(s) URL")
+    """A redirect URI must be absolute, http(s), without a fragment (RFC 6749 §3.1.2).
+
+    Also refused: userinfo (``http://127.0.0.1:8000@evil.example/`` reads as loopback
+    but is not), whitespace or other characters a URL never holds (RFC 3986 §2), and
+    a port out of range. Matching is exact, so only a clean URI can ever match.
+    """
+    bad = PolicyError(f"{where}: {uri!r} must be an absolute http(s) URL")
+    if "#" in uri or not uri.isascii() or not uri.isprintable() or " " in uri:
+        raise bad
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError:
+        raise bad from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None:
+        raise bad
 
 
 def _parse_login(entry: Any, where: str) -> LoginPolicy:

@@ -33,6 +33,7 @@ T = TypeVar("T")
 # Ports free_port() handed out in this process: one drawn for "nothing answers here"
 # must not come back later as some server's port.
 _handed_out: set[int] = set()
+_handing_out = threading.Lock()
 
 
 def free_port() -> int:
@@ -41,9 +42,10 @@ def free_port() -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+        with _handing_out:
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
