@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import state
-from .lifecycle import error, is_ours_and_running, state_dir_hint
+from .lifecycle import RUN, error, is_ours_and_running, state_dir_hint
 
 OK = 0
 NOT_AS_EXPECTED = 1
@@ -197,7 +197,7 @@ def attack(state_dir: Path, select: str | None = None, out: TextIO = sys.stdout)
     if stack is None:
         error(
             f"no running stack with a gateway and auth in {state_dir}; "
-            f"start one with `hopshop up -d{state_dir_hint(state_dir)}`"
+            f"start one with `{RUN} up -d{state_dir_hint(state_dir)}`"
         )
         return NO_STACK
     if not SUITE.is_dir():

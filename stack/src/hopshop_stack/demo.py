@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from . import state
-from .lifecycle import error, is_ours_and_running, state_dir_hint
+from .lifecycle import RUN, error, is_ours_and_running, state_dir_hint
 
 OK = 0
 NOT_CONFIRMED = 1
@@ -275,9 +275,13 @@ def explain(hop: Hop, user: str) -> str:
             f"client-credentials token: {hop.client_id} acting as itself after a Kafka "
             "event; no user in it"
         )
+    if hop.sub == user and hop.service in hop.aud:
+        return f"the user's own token from login (client {hop.client_id}), made for {hop.service}"
     if hop.sub == user:
+        # Vulnerable mode (forwarding): the lesson is that this hop should have refused it.
         return (
-            f"the user's own token from login (client {hop.client_id}); only the gateway takes it"
+            f"the user's own token, forwarded: made for {'/'.join(hop.aud)}, "
+            f"yet {hop.service} took it (replay works here)"
         )
     return "a token for this hop"
 
@@ -335,7 +339,7 @@ def demo(state_dir: Path, out: TextIO = sys.stdout) -> int:
     if urls is None:
         error(
             f"no running stack with a gateway and auth in {state_dir}; "
-            f"start one with `hopshop up -d{state_dir_hint(state_dir)}`"
+            f"start one with `{RUN} up -d{state_dir_hint(state_dir)}`"
         )
         return NO_STACK
     gateway_url, auth_url = urls
@@ -361,7 +365,7 @@ def demo(state_dir: Path, out: TextIO = sys.stdout) -> int:
     print_hops(hops, str(claims.get("sub")), out)
     print(
         f"\nEvery line above is one request log line with trace_id {trace_id} "
-        f"(hopshop logs{state_dir_hint(state_dir)}).",
+        f"({RUN} logs{state_dir_hint(state_dir)}).",
         file=out,
     )
     if not confirmed:

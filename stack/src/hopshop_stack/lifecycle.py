@@ -83,6 +83,10 @@ class _Deferral:
 _deferral = _Deferral()
 
 
+# How hopshop is run from a clone: `make up` does not put `hopshop` on the PATH.
+RUN = "uv run hopshop"
+
+
 def error(message: str) -> None:
     print(f"hopshop: {message}", file=sys.stderr)
 
@@ -393,8 +397,8 @@ def _may_start(plan: Plan, state_dir: Path, hint: str) -> bool:
             )
             names = ", ".join(f"{c.name} (pid {c.pid})" for c in live) or "no components"
             error(
-                f"hopshop is already running {where} since {found.started_at}: {names}.\n"
-                f"  See it with `hopshop status{hint}`; stop it with `hopshop down{hint}`."
+                f"a stack is already running {where} since {found.started_at}: {names}.\n"
+                f"  See it with `{RUN} status{hint}`; stop it with `{RUN} down{hint}`."
             )
             return False
         state.remove(state_dir)  # left by a run that is gone
@@ -442,13 +446,16 @@ def print_summary(
     print("Service clients: <id> / <id>-dev-secret for " + ", ".join(DEMO_CLIENTS))
     dpop = "on: service tokens bound to each caller's key" if plan.dpop else "off: bearer tokens"
     print(f"DPoP (RFC 9449): {dpop}")
-    print("  (`web` is the public client: authorization code + PKCE)")
-    print(f"\nLogs:   hopshop logs{hint} [component] [-f]   (files in {state_dir / 'logs'})")
-    print(f"Status: hopshop status{hint}")
+    print("  (web is the public client: authorization code + PKCE)")
+    gateway = next((c for c in plan.components if c.name == "gateway"), None)
+    if gateway is not None:
+        print(f"\nShop:   open {gateway.address}/ in a browser, sign in as alice")
+    print(f"\nLogs:   {RUN} logs{hint} [component] [-f]   (files in {state_dir / 'logs'})")
+    print(f"Status: {RUN} status{hint}")
     if detach:
-        print(f"Stop:   hopshop down{hint}")
+        print(f"Stop:   {RUN} down{hint}")
     else:
-        print(f"Stop:   Ctrl-C (or `hopshop down{hint}` from another terminal)")
+        print(f"Stop:   Ctrl-C (or `{RUN} down{hint}` from another terminal)")
     if vulnerable:
         print("\n!! VULNERABLE MODE (HOPSHOP_PROPAGATION=forward): for teaching only !!")
     sys.stdout.flush()
