@@ -143,4 +143,10 @@ def test_openapi_declares_the_bearer_scheme(http: httpx.Client) -> None:
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
     assert document["paths"]["/api/orders"]["post"]["security"] == [{"HTTPBearer": []}]
     assert "security" not in document["paths"]["/api/products"]["get"]
-    assert http.get("/docs").status_code == 200
+    docs = http.get("/docs")
+    assert docs.status_code == 200
+    # Offline workshops: Swagger UI comes from the service itself, never a CDN.
+    assert "cdn." not in docs.text and "://" not in docs.text
+    assert http.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    # The web UI's CSP (no inline script) would stop Swagger UI starting: UI pages only.
+    assert "content-security-policy" not in docs.headers

@@ -43,3 +43,11 @@ def test_bad_product_ids_are_422_not_500(http: httpx.Client) -> None:
     for bad in ("abc", "0", "-1", str(2**63), "1.5"):
         body = assert_problem(http.get(f"/products/{bad}"), 422)
         assert body["errors"][0]["loc"] == ["path", "product_id"]
+
+
+def test_a_product_has_one_url(http: httpx.Client) -> None:
+    # Pydantic's lax integers would read each of these as product 1.
+    assert http.get("/products/1").status_code == 200
+    for other_spelling in ("1.0", "01", "+1", "%201", "1%20", "1_0"):
+        body = assert_problem(http.get(f"/products/{other_spelling}"), 422)
+        assert body["errors"][0]["loc"] == ["path", "product_id"], other_spelling

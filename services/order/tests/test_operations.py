@@ -36,6 +36,11 @@ def test_openapi_declares_bearer_security_on_protected_routes(http: httpx.Client
         ("/internal/orders/{order_id}/status", "get"),
     ):
         assert spec["paths"][path][method]["security"] == [{"HTTPBearer": []}], path
+    docs = http.get("/docs")
+    assert docs.status_code == 200
+    # Offline workshops: Swagger UI comes from the service itself, never a CDN.
+    assert "cdn." not in docs.text and "://" not in docs.text
+    assert http.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
 
 
 def test_the_callers_trace_reaches_the_event(

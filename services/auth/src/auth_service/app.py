@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from hopauth import AccessTokenValidator, DPoPProofValidator, MemoryReplayCache, ReplayCache
 from hopauth.fastapi import install_problem_handlers as hopauth_problems
 from hopauth.redis_replay import RedisReplayCache
+from hopkit.docs import install_docs
 from hopkit.logs import configure_logging
 from hopkit.tracing import TracingMiddleware
 from sqlalchemy import Engine, text
@@ -203,8 +204,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="hopshop auth",
         description="OAuth 2 authorization server: code + PKCE, refresh, client credentials, "
         "token exchange (RFC 8693), introspection, revocation.",
+        docs_url=None,  # hopkit.docs serves /docs without a CDN
+        redoc_url=None,
         lifespan=lifespan,
     )
+    install_docs(app)
     app.add_route("/token", token, methods=["POST"], include_in_schema=False)
     app.include_router(router)
     app.include_router(directory.router)

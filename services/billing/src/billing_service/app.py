@@ -19,6 +19,7 @@ from hopauth.fastapi import install_problem_handlers as install_auth_problem_han
 from hopauth.redis_cache import RedisTokenCache
 from hopkit import db, dpop, forwarding, health, outgoing, receiving
 from hopkit.bodylimit import DEFAULT_MAX_BYTES, BodyLimitMiddleware
+from hopkit.docs import install_docs
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
@@ -119,8 +120,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Invoices, read by customers through the gateway. A Kafka worker in the "
         "same process charges placed orders (simulated provider) and emits payment events.",
         version="0.1.0",
+        docs_url=None,  # hopkit.docs serves /docs without a CDN
+        redoc_url=None,
         lifespan=lifespan,
     )
+    install_docs(app)
     app.include_router(router)
     app.include_router(health.router)
     install_problem_handlers(app)

@@ -24,6 +24,7 @@ from hopauth.fastapi import install_problem_handlers as install_auth_problem_han
 from hopauth.redis_cache import RedisTokenCache
 from hopkit import dpop, forwarding, health, outgoing, receiving
 from hopkit.bodylimit import BodyLimitMiddleware
+from hopkit.docs import install_docs
 from hopkit.health import Check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
@@ -113,8 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "a user token for audience `gateway` from the web client; the gateway exchanges it "
         "for a token made for the one service it calls next (RFC 8693).",
         version="0.1.0",
+        docs_url=None,  # hopkit.docs serves /docs without a CDN
+        redoc_url=None,
         lifespan=lifespan,
     )
+    install_docs(app)
     app.include_router(router)
     app.include_router(ui.router)
     app.include_router(stats.router)

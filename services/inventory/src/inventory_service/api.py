@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 from hopauth import Principal
 from hopkit.logs import annotate
+from pydantic import BeforeValidator
 
 from . import service
 from .deps import Committer, Releaser, Reserver, SessionDep
@@ -28,6 +30,20 @@ AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {
 ORDER_ID = Path(pattern=ORDER_ID_PATTERN, description="The order whose reservation this is")
 
 
+def _digits_only(value: object) -> object:
+    """One spelling per product: ``/products/1``, never ``1.0``, ``01``, ``+1`` or ``1_0``.
+
+    Pydantic's lax integers accept all of those, so one resource would have many
+    URLs (and many cache keys).
+    """
+    if isinstance(value, str) and not re.fullmatch(r"[1-9][0-9]{0,18}", value):
+        raise ValueError("must be a whole number in plain digits, without a leading zero")
+    return value
+
+
+ProductId = Annotated[int, BeforeValidator(_digits_only), Path(ge=1, le=MAX_ID)]
+
+
 @router.get("/products", tags=["catalogue"], summary="The public catalogue")
 async def list_products(session: SessionDep) -> list[ProductOut]:
     return [
@@ -42,7 +58,7 @@ async def list_products(session: SessionDep) -> list[ProductOut]:
     summary="One product",
     responses={404: _problem("No such product")},
 )
-async def get_product(session: SessionDep, product_id: int = Path(ge=1, le=MAX_ID)) -> ProductOut:
+async def get_product(session: SessionDep, product_id: ProductId) -> ProductOut:
     return ProductOut.model_validate(
         await service.get_product(session, product_id), from_attributes=True
     )

@@ -14,6 +14,7 @@ from hopauth import JWKSCache
 from hopauth.fastapi import install_problem_handlers as install_auth_problem_handlers
 from hopkit import db, dpop, forwarding, health, outgoing, receiving
 from hopkit.bodylimit import DEFAULT_MAX_BYTES, BodyLimitMiddleware
+from hopkit.docs import install_docs
 from hopkit.health import Check, database_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.problems import install_problem_handlers
@@ -76,8 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Products (public catalogue), stock and reservations. Reservations are "
         "internal: only the order service (and its scheduler, to release) may touch them.",
         version="0.1.0",
+        docs_url=None,  # hopkit.docs serves /docs without a CDN
+        redoc_url=None,
         lifespan=lifespan,
     )
+    install_docs(app)
     app.include_router(router)
     app.include_router(health.router)
     install_problem_handlers(app)

@@ -26,6 +26,7 @@ from hopauth.redis_cache import RedisTokenCache
 from hopkit import db, dpop, forwarding, health, outgoing, receiving
 from hopkit.bodylimit import DEFAULT_MAX_BYTES, BodyLimitMiddleware
 from hopkit.consumer import EventConsumer
+from hopkit.docs import install_docs
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
 from hopkit.outbox import OutboxRelay
@@ -202,8 +203,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Orders: place, list, get and cancel (customers, through the gateway), "
         "support and billing reads, payment events, and the expiry of unpaid orders.",
         version="0.1.0",
+        docs_url=None,  # hopkit.docs serves /docs without a CDN
+        redoc_url=None,
         lifespan=lifespan,
     )
+    install_docs(app)
     app.include_router(router)
     app.include_router(health.router)
     install_problem_handlers(app)
