@@ -34,7 +34,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import uvloop
 from hopkit.outgoing import async_client
+from hopkit.testing import free_ports
 
 TARGET_RATE = 100.0
 TARGET_P95_MS = 50.0
@@ -81,15 +81,6 @@ class Stack:
     state_dir: Path | None
     env: dict[str, str] = field(default_factory=dict)
     note: str = ""
-
-
-def free_ports(names: Sequence[str]) -> dict[str, int]:
-    """A free port for each name, all different: the sockets are held open together."""
-    with contextlib.ExitStack() as held:
-        sockets = {name: held.enter_context(socket.socket()) for name in names}
-        for sock in sockets.values():
-            sock.bind(("127.0.0.1", 0))
-        return {name: int(sock.getsockname()[1]) for name, sock in sockets.items()}
 
 
 def stack_urls(state_dir: Path) -> tuple[str, str]:

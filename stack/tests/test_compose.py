@@ -10,6 +10,7 @@ compose environment, exactly as the container would build it).
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,15 @@ def interpolate(value: str) -> str:
 def environment(service: Service) -> dict[str, str]:
     raw = entry(service).get("environment", {})
     return {key: interpolate(str(value)) for key, value in raw.items()}
+
+
+def as_in_the_container(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the compose environment for ``service``: ours would leak into its Settings."""
+    for key in list(os.environ):
+        if key.startswith(("HOPSHOP_", service.env_prefix)):
+            monkeypatch.delenv(key)
+    for key, value in environment(service).items():
+        monkeypatch.setenv(key, value)
 
 
 def test_every_component_of_the_stack_is_in_compose() -> None:
@@ -117,11 +127,7 @@ def test_the_browser_logs_in_through_the_published_ports(monkeypatch: pytest.Mon
     assert public_issuer.port == published_port("auth")
     assert public_url.hostname == public_issuer.hostname  # one browser, one host name
 
-    for key in list(__import__("os").environ):
-        if key.startswith(("HOPSHOP_", "AUTH_")):
-            monkeypatch.delenv(key)
-    for key, value in environment(by_name("auth")).items():
-        monkeypatch.setenv(key, value)
+    as_in_the_container(by_name("auth"), monkeypatch)
     auth = AuthSettings()
     policy = add_redirect_uris(load_policy(auth.policy_file), auth.extra_redirect_uris)
     web = policy.clients["web"]
@@ -134,11 +140,7 @@ def test_the_browser_logs_in_through_the_published_ports(monkeypatch: pytest.Mon
 def test_every_required_setting_is_provided(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key in list(__import__("os").environ):
-        if key.startswith(("HOPSHOP_", service.env_prefix)):
-            monkeypatch.delenv(key)
-    for key, value in environment(service).items():
-        monkeypatch.setenv(key, value)
+    as_in_the_container(service, monkeypatch)
     config = importlib.import_module(f"{service.module.rpartition('.')[0]}.config")
     settings = config.Settings()
     assert settings.issuer == "http://auth:8001"

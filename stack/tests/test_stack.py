@@ -7,7 +7,6 @@ not depend on services still being written; the registry logic is in test_compon
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import json
 import os
@@ -15,7 +14,6 @@ import pty
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import termios
@@ -27,22 +25,16 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+from hopkit.testing import free_ports
 from hopshop_stack import processes
 from hopshop_stack.cli import main
 from hopshop_stack.components import SERVICES, TOPICS, port_env
 
 
 def port_environment() -> dict[str, str]:
-    """HOPSHOP_PORT_<NAME> on a free port for every component the registry knows.
-
-    The sockets are held open together, so the kernel cannot hand out one port twice.
-    """
+    """HOPSHOP_PORT_<NAME> on a free port for every component the registry knows."""
     names = ["valkey", "kafka", *(service.name for service in SERVICES)]
-    with contextlib.ExitStack() as held:
-        sockets = {name: held.enter_context(socket.socket()) for name in names}
-        for sock in sockets.values():
-            sock.bind(("127.0.0.1", 0))
-        return {port_env(name): str(sock.getsockname()[1]) for name, sock in sockets.items()}
+    return {port_env(name): str(port) for name, port in free_ports(names).items()}
 
 
 def hopshop(

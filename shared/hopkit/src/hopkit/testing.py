@@ -13,6 +13,7 @@ fixtures built on these are in :mod:`hopkit.testing_fixtures`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import threading
@@ -38,14 +39,28 @@ _handing_out = threading.Lock()
 
 def free_port() -> int:
     """A port nothing listens on now, never the same one twice in this process."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        with _handing_out:
-            if port not in _handed_out:
-                _handed_out.add(port)
-                return port
+    return free_ports(["port"])["port"]
+
+
+def free_ports(names: Iterable[str]) -> dict[str, int]:
+    """A free port for each name, all different, none handed out before in this process.
+
+    The sockets are held open together while drawing: one at a time, the kernel
+    may hand out the same port twice, and two components of one stack would clash.
+    """
+    with contextlib.ExitStack() as held:
+        ports: dict[str, int] = {}
+        for name in names:
+            while True:
+                sock = held.enter_context(socket.socket())
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+                with _handing_out:
+                    if port not in _handed_out:
+                        _handed_out.add(port)
+                        break
+            ports[name] = port
+        return ports
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
