@@ -14,7 +14,7 @@ help:
 	@echo "make down        stop a stack started with UP_ARGS=-d"
 	@echo "make status      what runs, and whether it is healthy"
 	@echo "make logs        follow the logs (COMPONENT=auth for one)"
-	@echo "make test        every test: unit, integration, e2e, attacks (real servers; ~5 min)"
+	@echo "make test        every test: unit, integration, e2e, attacks (real servers; about 6 min)"
 	@echo "make lint        ruff check and format check"
 	@echo "make typecheck   mypy (strict for hopauth)"
 	@echo "make check       lint + typecheck + test"

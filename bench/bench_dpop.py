@@ -229,6 +229,7 @@ async def run(
     servers.append(auth)
     async with httpx.AsyncClient(timeout=30.0) as client:
         await bench_auth.wait_ready(client, auth, "/healthz")
+        resource_port = bench_auth.free_port()
         resource = bench_auth.start_uvicorn(
             "resource",
             "dpop_app:create_app",
@@ -236,9 +237,10 @@ async def run(
                 "DPOP_BENCH_ISSUER": issuer,
                 "DPOP_BENCH_REDIS_URL": valkey.url,
                 "DPOP_BENCH_DPOP": "on",
+                "DPOP_BENCH_ORIGIN": f"http://127.0.0.1:{resource_port}",
             },
             workdir=workdir,
-            port=bench_auth.free_port(),
+            port=resource_port,
             cpu=server_cpu,
             app_dir=BENCH_DIR,
         )

@@ -6,6 +6,8 @@ start-up). With ``DPOP_BENCH_DPOP=on`` the DPoP switch is on (``app.state.hopaut
 cache in Redis at ``DPOP_BENCH_REDIS_URL``): a bound token then needs a valid proof per request,
 and an unbound bearer token still passes (``hopauth_require_dpop`` stays off), so one server
 serves both the bearer and the DPoP scenario. With ``off``, bound tokens are refused.
+``DPOP_BENCH_ORIGIN`` is where the app is reached (default ``http://127.0.0.1:8002``): the
+origin proofs must name (RFC 9449 §4.3 point 9).
 
     DPOP_BENCH_ISSUER=http://127.0.0.1:8001 DPOP_BENCH_REDIS_URL=redis://127.0.0.1:6379/0 \\
         uv run python -m uvicorn --factory dpop_app:create_app --app-dir bench --port 8002
@@ -30,6 +32,7 @@ def create_app() -> FastAPI:
     issuer = os.environ["DPOP_BENCH_ISSUER"]
     redis_url = os.environ.get("DPOP_BENCH_REDIS_URL")
     dpop_on = os.environ.get("DPOP_BENCH_DPOP", "on") == "on"
+    origin = os.environ.get("DPOP_BENCH_ORIGIN", "http://127.0.0.1:8002")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,7 +48,9 @@ def create_app() -> FastAPI:
                 else None
             )
             if store is not None:
-                app.state.hopauth_dpop = DPoPProofValidator(replay_cache=RedisReplayCache(store))
+                app.state.hopauth_dpop = DPoPProofValidator(
+                    replay_cache=RedisReplayCache(store), origins=[origin]
+                )
             try:
                 yield
             finally:

@@ -44,6 +44,8 @@ def test_customer_cancels_an_unpaid_order(gateway: httpx.Client, alice: dict[str
 def test_the_scheduler_expires_an_unpaid_order(
     gateway: httpx.Client, alice: dict[str, str]
 ) -> None:
+    # No endpoint tells a stack's payment timeout, so a stack of your own (--base-url) needs
+    # the suite's settings (conftest.py): by order's default (900 s) nothing expires in 45 s.
     order, before = unpaid_order(gateway, alice)
     expired = eventually(
         lambda: (
@@ -51,7 +53,8 @@ def test_the_scheduler_expires_an_unpaid_order(
             == "CANCELLED"
             and o
         ),
-        "the expiry job",
+        "the expiry job; with --base-url, start the stack with ORDER_PAYMENT_TIMEOUT=12 "
+        "ORDER_EXPIRY_INTERVAL=1 (e2e-tests/README.md)",
         timeout=45,
     )
     assert expired["reason"] == "expired"

@@ -24,7 +24,7 @@ from dpop_proofs import ProofKey
 from e2e_support import System, free_ports
 from forgery import AttackerHost
 from oauth_flows import Login, login
-from recorder import Recorder, Row, attack_name, write_report
+from recorder import ROWS, Recorder, attack_name, write_report
 from shop import paid_order
 from stacks import (
     COMPONENTS,
@@ -40,9 +40,10 @@ from stacks import (
 
 T = TypeVar("T")
 
-ROWS = pytest.StashKey[list[Row]]()
 RUN_MODES = pytest.StashKey[tuple[Mode, ...]]()
-LAST = "test_leakage.py"  # the leakage scan runs after every other test
+# After every attack: the leakage scan (it judges what they left behind), then the
+# README check (it compares the rows they recorded with the READMEs' tables).
+LAST = ("test_leakage.py", "test_readme_tables.py")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,9 +108,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The leakage scan goes last: it judges what every other attack left behind."""
-    last = [item for item in items if item.path.name == LAST]
-    items[:] = [item for item in items if item.path.name != LAST] + last
+    """The leakage scan goes after every attack, the README check after it (see LAST)."""
+    last = sorted(
+        (item for item in items if item.path.name in LAST), key=lambda i: LAST.index(i.path.name)
+    )
+    items[:] = [item for item in items if item.path.name not in LAST] + last
 
 
 @pytest.hookimpl(wrapper=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import pytest
 
 Result = Literal["refused", "succeeded"]
 
@@ -40,6 +41,14 @@ class Outcome:
     detail: str | None = None  # expected: a phrase the error description must contain
 
     def label(self) -> str:
+        """``refused (401, invalid_token)``; ``refused: 200 but own invoices only``.
+
+        A refused attack that got a success status says so in words: next to
+        "refused", a bare 200 reads like a contradiction.
+        """
+        answered = self.status is not None and 200 <= self.status < 300
+        if self.result == "refused" and answered and self.code:
+            return f"refused: {self.status} but {self.code}"
         parts = [str(self.status)] if self.status is not None else []
         if self.code:
             parts.append(self.code)
@@ -214,6 +223,10 @@ class Recorder:
             observed_result="error",
         )
         self.rows.append(self.row)
+
+
+#: Every row of the session, in the order the attacks ran (the conftest makes it per session).
+ROWS = pytest.StashKey[list["Row"]]()
 
 
 def attack_name(item: Any, mode: str) -> str:

@@ -318,7 +318,7 @@ def _chain(act: object) -> list[str]:
 def test_exchanged_token_exchanged_again_to_drop_the_act_chain(
     target: Target, attack: Recorder, alice: Login
 ) -> None:
-    kept = "act kept: order ← gateway"
+    kept = "act kept (order ← gateway)"
     attack.expect(
         Expect(
             secure=refused(
@@ -345,7 +345,31 @@ BOLA = [
     pytest.param("view at the gateway", id="order view at the gateway"),
     pytest.param("cancel at the gateway", id="order cancel at the gateway"),
     pytest.param("view at order", id="order view at order"),
+    pytest.param("internal view", id="billing worker's internal view at order"),
 ]
+OWNER_CHECK = refused(
+    404,
+    "order-not-found",
+    "owner check: orders are looked up with the token's sub, so another's order "
+    "is as missing as one that does not exist (order_service/service.py)",
+)
+BOLA_EXPECT = {
+    "internal view": Expect(
+        secure=refused(
+            403,
+            "forbidden-caller",
+            "caller check: only billing-worker may call the internal view, which looks up "
+            "any order by id (Requires callers=..., order_service/deps.py)",
+            detail="may not make this request",
+        ),
+        vulnerable=succeeded(
+            200,
+            "caller not checked: the internal view asks only for orders:read, which every "
+            "customer's forwarded token carries, and looks up any order by id "
+            "(order_service/forwarding.py)",
+        ),
+    ),
+}
 
 
 @pytest.mark.parametrize("how", BOLA)
@@ -357,17 +381,11 @@ def test_customer_reads_an_order_of_another_customer(
     alice_paid_order: dict[str, Any],
     how: str,
 ) -> None:
-    attack.expect(
-        Expect.both(
-            refused(
-                404,
-                "order-not-found",
-                "owner check: orders are looked up with the token's sub, so another's order "
-                "is as missing as one that does not exist (order_service/service.py)",
-            )
-        )
-    )
+    """Bob after alice's order: through his own routes, and through the billing worker's
+    internal one with the token order receives for him (in vulnerable mode his own)."""
+    attack.expect(BOLA_EXPECT.get(how, Expect.both(OWNER_CHECK)))
     order_id = alice_paid_order["id"]
+    read = False
     if how == "view at the gateway":
         response = target.gw.get(f"/api/orders/{order_id}", headers=bearer(bob))
     elif how == "cancel at the gateway":
@@ -375,10 +393,12 @@ def test_customer_reads_an_order_of_another_customer(
     else:
         token = hop_token(target, bob, "order", "orders:read")
         client = target.service("order")
-        path = f"/orders/{order_id}"
+        path = f"/orders/{order_id}" if how == "view at order" else f"/internal/orders/{order_id}"
         response = client.get(path, headers=token.headers(client, "GET", path))
+        # The effect sought: her whole order, amount and card included.
+        read = response.status_code == 200 and response.json().get("id") == order_id
     touched = order(target, alice, order_id)["status"] != "CONFIRMED"
-    effect = response.is_success or touched
+    effect = response.is_success or read or touched
     attack.observe(observed(response, effect=effect))
 
 

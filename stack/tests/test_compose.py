@@ -137,6 +137,23 @@ def test_the_browser_logs_in_through_the_published_ports(monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_dpop_proofs_may_name_the_service_as_its_callers_reach_it(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A caller's proof names the URL it called (RFC 9449 §4.3 point 9): in this
+    # network, HOPSHOP_<NAME>_URL; from the host, the published port. The service
+    # compares with its configured origins, never with the Host header.
+    as_in_the_container(service, monkeypatch)
+    config = importlib.import_module(f"{service.module.rpartition('.')[0]}.config")
+    origins = set(config.Settings().origins)
+    in_network = environment(service)[service.url_env]
+    assert in_network == f"http://{service.name}:{service.port}"
+    assert in_network in origins
+    if service.name in ("auth", "gateway"):  # what the browser and host-side clients call
+        assert f"http://127.0.0.1:{published_port(service.name)}" in origins
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
 def test_every_required_setting_is_provided(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:

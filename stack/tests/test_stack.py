@@ -95,6 +95,9 @@ def test_up_shows_progress_urls_logins_and_how_to_stop(stack: Stack) -> None:
     assert "alice / alice-dev-password" in out and "carol / carol-dev-password" in out
     assert "<id> / <id>-dev-secret" in out
     assert f"hopshop down --state-dir {stack.state_dir}" in out
+    # A projected terminal is ~100 columns; only a line naming the (long) state dir may not fit.
+    wide = [line for line in out.splitlines() if len(line) > 100]
+    assert all(str(stack.state_dir) in line for line in wide), wide
 
 
 def test_status_shows_everyone_healthy(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,13 +20,19 @@ from hopauth.redis_revocation import RedisRevocationChecker
 
 
 def resource_app(
-    issuer: str, redis_url: str, audience: str, *, revocation: bool = False, dpop: bool = False
+    issuer: str,
+    redis_url: str,
+    audience: str,
+    *,
+    revocation: bool = False,
+    dpop_origin: str | None = None,
 ) -> FastAPI:
     """An app that takes ``audience``'s access tokens (RFC 9068) from ``issuer``; no routes yet.
 
     The issuer's keys are fetched at start-up. ``revocation`` checks each token
-    against the revoked logins in valkey; ``dpop`` requires DPoP-bound tokens with
-    a fresh proof each (RFC 9449 §7.1), the proofs' ``jti`` kept in valkey (§11.1).
+    against the revoked logins in valkey. With ``dpop_origin`` (where the app is
+    reached) it requires DPoP-bound tokens with a fresh proof each for that
+    origin (RFC 9449 §7.1), the proofs' ``jti`` kept in valkey (§11.1).
     """
 
     @asynccontextmanager
@@ -41,8 +47,10 @@ def resource_app(
                 keys=keys,
                 revocation=RedisRevocationChecker(store) if revocation else None,
             )
-            if dpop:
-                app.state.hopauth_dpop = DPoPProofValidator(replay_cache=RedisReplayCache(store))
+            if dpop_origin is not None:
+                app.state.hopauth_dpop = DPoPProofValidator(
+                    replay_cache=RedisReplayCache(store), origins=[dpop_origin]
+                )
                 app.state.hopauth_require_dpop = True
             yield
             await store.aclose()

@@ -97,6 +97,35 @@ def test_issuer_must_be_an_absolute_url_without_query_or_fragment(issuer: str) -
         Settings.model_validate({"env": "development", "issuer": issuer})
 
 
+def test_dpop_origins_are_the_issuer_auth_url_and_public_url(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    # RFC 9449 §4.3 point 9: the names a proof may use, from configuration only.
+    clean_env.setenv("HOPSHOP_ISSUER", "https://auth.hopshop.example/realm")
+    clean_env.setenv("HOPSHOP_AUTH_URL", "http://auth:8001")
+    clean_env.setenv("AUTH_PUBLIC_URL", "https://auth.hopshop.example:443/")
+    assert Settings().origins == (
+        "https://auth.hopshop.example",
+        "http://auth:8001",
+        "https://auth.hopshop.example:443",  # the validator normalizes it to the first
+    )
+    clean_env.delenv("HOPSHOP_AUTH_URL")
+    clean_env.delenv("AUTH_PUBLIC_URL")
+    assert Settings().origins == ("https://auth.hopshop.example",)
+
+
+@pytest.mark.parametrize(
+    "url", ["auth:8001", "ftp://auth", "http://auth?x=1", "http://u@auth", "http://auth:99999"]
+)
+@pytest.mark.parametrize("variable", ["HOPSHOP_AUTH_URL", "AUTH_PUBLIC_URL"])
+def test_other_urls_of_the_server_must_be_http_urls(
+    clean_env: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    clean_env.setenv(variable, url)
+    with pytest.raises(ValidationError, match=variable):
+        Settings()
+
+
 def test_an_unknown_environment_is_refused(clean_env: pytest.MonkeyPatch) -> None:
     # A typo must not fall back to development (and its demo realm).
     clean_env.setenv("HOPSHOP_ENV", "prod")

@@ -1,13 +1,17 @@
-"""A DPoP proof's jti is recorded only once the client is authenticated (RFC 9449 §11.1).
+"""A DPoP proof's jti is recorded only once the grant is validated (RFC 9449 §11.1).
 
 Otherwise anyone could fill the replay cache with proofs of their own and no
-credentials at all: in Redis that costs memory, and the in-memory cache
-refuses every new proof, everyone's, once it holds 100,000.
+credentials at all (the public client ``web`` has no secret, so a made-up code
+or refresh token would do): in Redis that costs memory, and the in-memory
+cache refuses every new proof, everyone's, once it holds 100,000. The jti is
+still recorded before any token is issued or code or refresh token spent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -15,13 +19,16 @@ import pytest
 import redis
 from auth_service.app import create_app
 from auth_testing import (
+    REDIRECT_URI,
     ServerThread,
     ValkeyServer,
     assert_oauth_error,
+    authorization_code,
     free_port,
     make_settings,
+    pkce_pair,
 )
-from dpop_testing import client_credentials, forged_proof, jwt_claims
+from dpop_testing import client_credentials, forged_proof, jwt_claims, redeem, refresh
 from hopauth import DPoPKey, MemoryReplayCache
 from hopauth.redis_replay import DPOP_JTI_PREFIX
 
@@ -136,3 +143,128 @@ def test_a_bad_proof_is_still_refused_before_client_authentication(
     stale = forged_proof(token_url(auth_server), iat_offset=-3600)
     response = unauthenticated(http, stale, "wrong-secret")
     assert_oauth_error(response, 400, "invalid_dpop_proof")
+
+
+# -- the public client: no secret, so only the code or refresh token can stop a proof --
+
+PUBLIC_GRANTS = ("refresh_token", "authorization_code")
+
+
+def made_up_grant(http: httpx.Client, proof: str, grant_type: str) -> httpx.Response:
+    """The public client ``web`` with a valid proof and a made-up refresh token or code."""
+    data = {"grant_type": grant_type, "client_id": "web"}
+    if grant_type == "refresh_token":
+        data["refresh_token"] = "garbage"
+    else:
+        verifier, _ = pkce_pair()
+        data |= {"code": "bogus", "redirect_uri": REDIRECT_URI, "code_verifier": verifier}
+    return http.post("/token", data=data, headers={"DPoP": proof})
+
+
+def fresh_proofs(server: ServerThread) -> list[str]:
+    """One proof per attempt, each of a throw-away key: as cheap as an attacker makes them."""
+    return [DPoPKey.generate().proof("POST", token_url(server)) for _ in range(ATTEMPTS)]
+
+
+def assert_every_made_up_grant_refused(http: httpx.Client, proofs: list[str]) -> None:
+    for i, proof in enumerate(proofs):
+        response = made_up_grant(http, proof, PUBLIC_GRANTS[i % len(PUBLIC_GRANTS)])
+        assert_oauth_error(response, 400, "invalid_grant")
+
+
+def test_made_up_public_client_grants_leave_redis_untouched(
+    http: httpx.Client, auth_server: ServerThread, store: redis.Redis
+) -> None:
+    before = jti_keys(store)
+    proofs = fresh_proofs(auth_server)
+    assert_every_made_up_grant_refused(http, proofs)
+    assert jti_keys(store) == before
+    # Never recorded, so still good for one real grant.
+    code, verifier = authorization_code(http, "alice")
+    granted = redeem(http, code, verifier, proofs[-1])
+    assert granted.status_code == 200, granted.text
+    assert jti_keys(store) == before | {
+        f"{DPOP_JTI_PREFIX}{jwt_claims(proofs[-1])['jti']}".encode()
+    }
+
+
+def test_made_up_public_client_grants_leave_the_memory_cache_untouched(
+    memory_server: ServerThread,
+) -> None:
+    cache = memory_server.app.state.oauth_server.context.dpop_replay
+    assert isinstance(cache, MemoryReplayCache)
+    with httpx.Client(base_url=memory_server.base_url, timeout=10) as http:
+        before = len(cache)
+        assert_every_made_up_grant_refused(http, fresh_proofs(memory_server))
+        assert len(cache) == before
+
+
+def test_a_granted_public_client_proof_is_recorded_and_a_replay_spends_nothing(
+    memory_server: ServerThread,
+) -> None:
+    cache = memory_server.app.state.oauth_server.context.dpop_replay
+    assert isinstance(cache, MemoryReplayCache)
+    key = DPoPKey.generate()
+    url = token_url(memory_server)
+    with httpx.Client(base_url=memory_server.base_url, timeout=10) as http:
+        before = len(cache)
+        proof = key.proof("POST", url)
+        code, verifier = authorization_code(http, "alice")
+        granted = redeem(http, code, verifier, proof)
+        assert granted.status_code == 200, granted.text
+        assert len(cache) == before + 1
+        refresh_token = granted.json()["refresh_token"]
+
+        # The same proof with a good refresh token, then with a good code: refused...
+        replay = refresh(http, refresh_token, proof)
+        assert_oauth_error(replay, 400, "invalid_dpop_proof")
+        assert replay.json()["error_description"] == "proof replayed (jti already used)"
+        code, verifier = authorization_code(http, "alice")
+        assert_oauth_error(redeem(http, code, verifier, proof), 400, "invalid_dpop_proof")
+        assert len(cache) == before + 1
+        # ...before either was spent: both still work, with new proofs.
+        assert refresh(http, refresh_token, key.proof("POST", url)).status_code == 200
+        assert redeem(http, code, verifier, key.proof("POST", url)).status_code == 200
+        assert len(cache) == before + 3
+
+
+SENDERS = 6
+
+
+def at_once(base_url: str, send: Callable[[httpx.Client], httpx.Response]) -> list[httpx.Response]:
+    """``send`` from SENDERS threads released together, each with its own connection."""
+    start = threading.Barrier(SENDERS)
+
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(base_url=base_url, timeout=10) as http:
+            start.wait()
+            return send(http)
+
+    with ThreadPoolExecutor(SENDERS) as pool:
+        return list(pool.map(one, range(SENDERS)))
+
+
+@pytest.mark.parametrize("server_name", ["auth_server", "memory_server"])
+@pytest.mark.parametrize("grant_type", PUBLIC_GRANTS)
+def test_one_proof_sent_at_once_with_one_grant_gets_tokens_once(
+    request: pytest.FixtureRequest, server_name: str, grant_type: str
+) -> None:
+    server: ServerThread = request.getfixturevalue(server_name)
+    key = DPoPKey.generate()
+    url = token_url(server)
+    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        code, verifier = authorization_code(http, "bob")
+        if grant_type == "refresh_token":
+            login = redeem(http, code, verifier, key.proof("POST", url))
+            assert login.status_code == 200, login.text
+            refresh_token = login.json()["refresh_token"]
+    proof = key.proof("POST", url)
+    if grant_type == "refresh_token":
+        responses = at_once(server.base_url, lambda http: refresh(http, refresh_token, proof))
+    else:
+        responses = at_once(server.base_url, lambda http: redeem(http, code, verifier, proof))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] + [400] * (SENDERS - 1), [r.text for r in responses]
+    for response in responses:
+        if response.status_code == 400:
+            assert response.json()["error"] in {"invalid_dpop_proof", "invalid_grant"}

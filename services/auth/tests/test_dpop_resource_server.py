@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from auth_testing import ServerThread, ValkeyServer, claims, login
+from auth_testing import ServerThread, ValkeyServer, claims, free_port, login
 from fastapi import Depends, FastAPI
 from hopauth import (
     ClientCredentials,
@@ -28,9 +28,9 @@ from hopauth.fastapi import Requires
 from resource_testing import resource_app, token_endpoint
 
 
-def order_service(issuer: str, redis_url: str) -> FastAPI:
-    """DPoP required: only bound tokens, each request with a fresh proof."""
-    app = resource_app(issuer, redis_url, "order", dpop=True)
+def order_service(issuer: str, redis_url: str, origin: str) -> FastAPI:
+    """DPoP required: only bound tokens, each request with a fresh proof for ``origin``."""
+    app = resource_app(issuer, redis_url, "order", dpop_origin=origin)
 
     @app.get("/orders")
     async def orders(
@@ -49,7 +49,9 @@ def order_service(issuer: str, redis_url: str) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def order(auth_server: ServerThread, valkey: ValkeyServer) -> Iterator[ServerThread]:
-    with ServerThread(order_service(auth_server.base_url, valkey.url)) as server:
+    port = free_port()
+    app = order_service(auth_server.base_url, valkey.url, f"http://127.0.0.1:{port}")
+    with ServerThread(app, port) as server:
         yield server
 
 
@@ -169,6 +171,20 @@ async def test_proof_made_for_another_service(
     proof = key.proof("GET", "http://127.0.0.1:1/orders", access_token=bound_token)
     response = await api.get("/orders", headers=dpop(bound_token, proof))
     assert_refused(response, "invalid_dpop_proof", "htu does not match the request URL")
+
+
+async def test_proof_made_for_another_service_sent_with_its_host(
+    api: httpx.AsyncClient, order: ServerThread, key: DPoPKey, bound_token: str
+) -> None:
+    """RFC 9449 §11.1: the Host header is the client's; the service's origin is configured."""
+    proof = key.proof("GET", "http://evil.example/orders", access_token=bound_token)
+    headers = {**dpop(bound_token, proof), "Host": "evil.example"}
+    response = await api.get("/orders", headers=headers)
+    assert_refused(response, "invalid_dpop_proof", "htu does not match the request URL")
+    # A proof for the configured origin passes whatever Host it comes with.
+    proof = key.proof("GET", f"{order.base_url}/orders", access_token=bound_token)
+    headers = {**dpop(bound_token, proof), "Host": "evil.example"}
+    assert (await api.get("/orders", headers=headers)).status_code == 200
 
 
 async def test_hopauth_auth_flows_end_to_end(

@@ -6,9 +6,20 @@ import logging
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
-from auth_testing import authorization_code, exchange, redeem
+from auth_service.app import create_app
+from auth_testing import (
+    ServerThread,
+    authorization_code,
+    exchange,
+    free_port,
+    login,
+    make_settings,
+    redeem,
+)
 from hopkit.logs import JsonFormatter, configure_logging
+from hopkit.testing import eventually
 
 
 @pytest.fixture
@@ -75,3 +86,39 @@ def test_flows_leave_no_secret_in_logs_or_errors(
             assert secret not in line, f"secret leaked into a log line: {line[:200]}"
     # Authlib logs issued tokens at DEBUG; the service's set-up keeps it at INFO.
     assert not [r for r in captured.records if r.name.startswith("authlib") and r.levelno < 20]
+
+
+def test_a_token_pasted_into_a_path_is_not_logged(
+    http: httpx.Client,
+    tmp_path_factory: pytest.TempPathFactory,
+    captured: pytest.LogCaptureFixture,
+) -> None:
+    """Auth's access line (hopkit's, with its audit fields) has the path, tokens redacted."""
+    alice = login(http, "alice")
+    port = free_port()
+    settings = make_settings(tmp_path_factory.mktemp("auth-access"), port, access_log=True)
+    paths = [
+        f"/nope/{alice.access_token}",
+        f"/authorize/{alice.refresh_token}",
+        f"/token/x/Bearer {alice.access_token}/{alice.refresh_token}",
+    ]
+    with (
+        ServerThread(create_app(settings), port) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
+        for path in paths:
+            assert client.get(path).status_code == 404
+
+        def access_lines() -> list[str] | None:
+            formatter = JsonFormatter("auth")
+            lines = [formatter.format(r) for r in captured.records if r.name == "access"]
+            return lines if len(lines) >= len(paths) else None
+
+        lines = eventually(access_lines, "the access lines", timeout=10)
+    assert [orjson.loads(line)["path"] for line in lines] == [
+        "/nope/[redacted]",
+        "/authorize/[redacted]",
+        "/token/x/Bearer [redacted]/[redacted]",
+    ]
+    for line in lines:
+        assert "eyJ" not in line and alice.refresh_token not in line, line

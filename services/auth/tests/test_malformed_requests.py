@@ -627,6 +627,35 @@ def test_garbage_tokens_are_inactive_and_revocation_is_a_no_op(
     assert revoked.status_code == 200, revoked.text  # RFC 7009 §2.2: unknown tokens get 200
 
 
+@pytest.fixture(scope="module")
+def non_ascii_payload_jwt(client: httpx.Client) -> str:
+    """A token with this issuer's real ``kid`` (so it reaches the signature check)
+    whose payload segment is not base64url: not even ASCII."""
+    kid = client.get("/jwks").json()["keys"][0]["kid"]
+    header = b64url(json.dumps({"typ": "at+jwt", "alg": "ES256", "kid": kid}).encode())
+    return f"{header}.\u00e9.{b64url(bytes(64))}"
+
+
+def test_a_non_ascii_payload_is_inactive_not_a_500(
+    client: httpx.Client, non_ascii_payload_jwt: str
+) -> None:
+    body = urlencode({"token": non_ascii_payload_jwt})
+    introspected = post(client, "/introspect", body)
+    assert_no_crash(introspected)
+    assert introspected.json() == {"active": False}
+    revoked = post(client, "/revoke", body)
+    assert_no_crash(revoked)
+    assert revoked.status_code == 200, revoked.text
+
+
+def test_a_non_ascii_payload_subject_token_is_invalid_request(
+    client: httpx.Client, alice: Login, non_ascii_payload_jwt: str
+) -> None:
+    fields = using(subject_token=non_ascii_payload_jwt)(alice)
+    response = client.post("/token", data=fields, headers={"Authorization": GATEWAY})
+    assert_oauth_error(response, 400, "invalid_request")
+
+
 # Authorization endpoint (RFC 6749 §4.1.1, §4.1.2.1)
 
 

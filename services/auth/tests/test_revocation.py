@@ -13,6 +13,7 @@ from auth_testing import (
     client_credentials,
     exchange,
     login,
+    mint,
 )
 from hopauth import AccessTokenValidator, InvalidTokenError, JWKSCache, revoked_session_key
 from hopauth.redis_revocation import RedisRevocationChecker
@@ -123,3 +124,22 @@ def test_introspection_of_a_client_credentials_token(http: httpx.Client) -> None
     assert body["active"] is True
     assert body["sub"] == "billing-worker"
     assert "sid" not in body and "act" not in body
+
+
+@pytest.mark.parametrize("lifetime", [-5, -20])
+def test_introspection_of_a_token_just_past_exp_is_inactive(
+    http: httpx.Client, auth_server: ServerThread, lifetime: int
+) -> None:
+    """RFC 7662 §2.2: expired is not active, even within the verifier's clock-skew leeway."""
+    token = mint(auth_server, audience="gateway", lifetime=lifetime)
+    response = introspect(http, token)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"active": False}
+
+
+def test_introspection_of_a_live_minted_token_is_active(
+    http: httpx.Client, auth_server: ServerThread
+) -> None:
+    # The case above is inactive for its exp, not for being minted by hand.
+    response = introspect(http, mint(auth_server, audience="gateway", lifetime=60))
+    assert response.json()["active"] is True, response.text

@@ -28,7 +28,7 @@ from billing_testing import (
 )
 from dpop_testing import assert_dpop_refused, bound_exchange, with_proof
 from hopauth import DPoPKey, TokenEndpoint
-from hopkit.testing import ServerThread, ValkeyServer
+from hopkit.testing import ServerThread, ValkeyServer, free_port
 from inventory_service.app import create_app as create_inventory_app
 from inventory_testing import make_settings as make_inventory_settings
 from order_service.app import create_app as create_order_app
@@ -40,8 +40,11 @@ def billing(
     tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("billing-dpop")
-    settings = make_settings(tmp, issuer, redis_url=valkey.url, dpop=True)
-    with ServerThread(create_app(settings)) as server:
+    port = free_port()
+    settings = make_settings(
+        tmp, issuer, redis_url=valkey.url, dpop=True, billing_url=f"http://127.0.0.1:{port}"
+    )
+    with ServerThread(create_app(settings), port) as server:
         yield server
 
 
@@ -105,12 +108,15 @@ def shop(
 ) -> Iterator[tuple[ServerThread, ServerThread]]:
     """Inventory and order as in the stack (DPoP on), without Kafka."""
     tmp = tmp_path_factory.mktemp("shop-dpop")
-    inventory_settings = make_inventory_settings(tmp, issuer, redis_url=valkey.url, dpop=True)
-    with ServerThread(create_inventory_app(inventory_settings)) as inventory:
-        order_settings = make_order_settings(
-            tmp, issuer, redis_url=valkey.url, inventory_url=inventory.base_url, dpop=True
-        )
-        with ServerThread(create_order_app(order_settings)) as order:
+    # Each is given every URL, its own included, as the stack does.
+    ports = {"inventory": free_port(), "order": free_port()}
+    urls = {f"{name}_url": f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    inventory_settings = make_inventory_settings(
+        tmp, issuer, redis_url=valkey.url, dpop=True, **urls
+    )
+    with ServerThread(create_inventory_app(inventory_settings), ports["inventory"]) as inventory:
+        order_settings = make_order_settings(tmp, issuer, redis_url=valkey.url, dpop=True, **urls)
+        with ServerThread(create_order_app(order_settings), ports["order"]) as order:
             yield inventory, order
 
 

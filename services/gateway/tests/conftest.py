@@ -29,7 +29,7 @@ from auth_fixtures import issuer as issuer
 from auth_testing import Login, login
 from gateway_service.app import create_app
 from gateway_testing import StartGateway, make_settings
-from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer
+from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
 from hopkit.testing_fixtures import kafka as kafka
 from hopkit.testing_fixtures import valkey as valkey
 from shop_testing import Shop, running_shop
@@ -60,8 +60,11 @@ def start_gateway(issuer: str, valkey: ValkeyServer, shop: Shop) -> Iterator[Sta
     started: list[ServerThread] = []
 
     def start(**overrides: object) -> ServerThread:
-        settings = make_settings(issuer, redis_url=valkey.url, **{**shop.urls, **overrides})
-        server = ServerThread(create_app(settings)).start()
+        # Its own URL, as services would be given it: what clients' DPoP proofs name.
+        port = free_port()
+        own = {"gateway_url": f"http://127.0.0.1:{port}"}
+        settings = make_settings(issuer, redis_url=valkey.url, **{**shop.urls, **own, **overrides})
+        server = ServerThread(create_app(settings), port).start()
         started.append(server)
         return server
 

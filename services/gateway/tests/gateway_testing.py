@@ -104,7 +104,10 @@ class JsonLines(logging.Handler):
 
     def wait_for(self, *paths: str) -> None:
         """Until each path has its line: a service logs a request just after answering it."""
-        eventually(lambda: all(self.requests(path) for path in paths), f"access lines {paths}")
+        # `or None`: eventually() waits while its probe returns None, and False is not None.
+        eventually(
+            lambda: all(self.requests(path) for path in paths) or None, f"access lines {paths}"
+        )
 
 
 @contextmanager

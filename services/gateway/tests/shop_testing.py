@@ -53,31 +53,33 @@ def running_shop(tmp: Path, common: dict[str, object]) -> Iterator[Shop]:
     Stopped in reverse order when the block ends, and so are those already
     started when a later one fails to start.
     """
-    # Order asks billing about payment events and billing asks order about placed
-    # orders: billing's port is known before either starts.
-    billing_port = free_port()
+    # As in the stack, every service is given every service's URL, its own included
+    # (what DPoP proofs sent to it must name): the ports are chosen before any starts.
+    ports = {name: free_port() for name in ("inventory", "order", "billing", "notification")}
+    common = {**common, **{f"{name}_url": f"http://127.0.0.1:{p}" for name, p in ports.items()}}
     with ExitStack() as started:
         inventory_settings = InventorySettings.model_validate(
             {**common, "database_url": f"sqlite:///{tmp / 'inventory.db'}"}
         )
-        inventory = started.enter_context(ServerThread(create_inventory_app(inventory_settings)))
+        inventory = started.enter_context(
+            ServerThread(create_inventory_app(inventory_settings), ports["inventory"])
+        )
         order_settings = OrderSettings.model_validate(
             {
                 **common,
                 "database_url": f"sqlite:///{tmp / 'order.db'}",
-                "inventory_url": inventory.base_url,
-                "billing_url": f"http://127.0.0.1:{billing_port}",
                 "outbox_poll_interval": 0.2,
                 "consumer_session_timeout_ms": 1000,
                 "run_expiry_scheduler": False,
             }
         )
-        order = started.enter_context(ServerThread(create_order_app(order_settings)))
+        order = started.enter_context(
+            ServerThread(create_order_app(order_settings), ports["order"])
+        )
         billing_settings = BillingSettings.model_validate(
             {
                 **common,
                 "database_url": f"sqlite:///{tmp / 'billing.db'}",
-                "order_url": order.base_url,
                 "worker": True,
                 "worker_backoff_first": 0.05,
                 "worker_backoff_max": 0.5,
@@ -87,15 +89,12 @@ def running_shop(tmp: Path, common: dict[str, object]) -> Iterator[Shop]:
             }
         )
         billing = started.enter_context(
-            ServerThread(create_billing_app(billing_settings), billing_port)
+            ServerThread(create_billing_app(billing_settings), ports["billing"])
         )
         notification_settings = NotificationSettings.model_validate(
             {
                 **common,
                 "database_url": f"sqlite:///{tmp / 'notification.db'}",
-                # Where the worker checks each event before it tells anyone.
-                "order_url": order.base_url,
-                "billing_url": billing.base_url,
                 "worker_enabled": True,
                 "consumer_session_timeout_ms": 1000,
                 "consumer_heartbeat_interval_ms": 200,
@@ -104,6 +103,6 @@ def running_shop(tmp: Path, common: dict[str, object]) -> Iterator[Shop]:
             }
         )
         notification = started.enter_context(
-            ServerThread(create_notification_app(notification_settings))
+            ServerThread(create_notification_app(notification_settings), ports["notification"])
         )
         yield Shop(inventory, order, billing, notification)

@@ -7,8 +7,9 @@ import json
 import httpx
 import pytest
 from auth_testing import Login
-from gateway_testing import assert_problem, bearer
+from gateway_testing import access_lines, assert_problem, bearer
 from hopkit.testing import ServerThread, in_chunks
+from shop_testing import Shop
 
 ORDER = {"items": [{"product_id": 1, "quantity": 1}], "card": "4242424242424242"}
 
@@ -28,7 +29,9 @@ def test_an_oversized_body_is_413_before_it_is_read(
         **(bearer(alice.access_token) if signed_in else {}),
     }
     response = http.post("/api/orders", content=oversized_order(gateway), headers=headers)
-    assert_problem(response, 413)
+    body = assert_problem(response, 413)
+    limit = gateway.app.state.settings.max_body_bytes
+    assert body["detail"] == f"the request body is larger than {limit} bytes"
 
 
 def test_an_oversized_chunked_body_is_413(
@@ -40,7 +43,10 @@ def test_an_oversized_chunked_body_is_413(
         headers={"Content-Type": "application/json", **bearer(alice.access_token)},
     )
     assert "content-length" not in response.request.headers
-    assert_problem(response, 413)
+    body = assert_problem(response, 413)
+    # Counted as it came in, not declared: the same detail all the same.
+    limit = gateway.app.state.settings.max_body_bytes
+    assert body["detail"] == f"the request body is larger than {limit} bytes"
 
 
 @pytest.mark.parametrize(
@@ -77,3 +83,61 @@ def test_more_lines_than_order_accepts_are_refused_at_the_edge(
     body = assert_problem(response, 422)
     assert [error["loc"] for error in body["errors"]] == [["body", "items"]]
     assert downstream_calls() == before
+
+
+def test_a_token_pasted_into_a_path_is_not_logged(
+    http: httpx.Client, shop: Shop, alice: Login
+) -> None:
+    # The access lines have the path (never the query string): a token there is redacted.
+    token = alice.access_token
+    with access_lines() as lines:
+        at_the_edge = http.get(f"/api/nope/{token}")
+        behind = httpx.get(f"{shop.order.base_url}/orders/{token}", timeout=10)
+        lines.wait_for("/api/nope/[redacted]", "/orders/[redacted]")
+    assert at_the_edge.status_code == 404
+    assert 400 <= behind.status_code < 500
+    logged = json.dumps(lines.lines)
+    assert "eyJ" not in logged
+    assert token.split(".")[2] not in logged  # nor its signature on its own
+
+
+def test_a_refresh_token_as_an_order_id_is_not_logged_at_either_hop(
+    http: httpx.Client, alice: Login
+) -> None:
+    # A refresh token passes the gateway's order-id check (the leading letter: the id
+    # may not start with "-" or "_", as one token in 32 does), so it goes one hop on.
+    order_id = "r" + alice.refresh_token
+    with access_lines() as lines:
+        response = http.get(f"/api/orders/{order_id}", headers=bearer(alice.access_token))
+        lines.wait_for("/api/orders/[redacted]", "/orders/[redacted]")
+    assert_problem(response, 404)
+    assert alice.refresh_token not in json.dumps(lines.lines)
+
+
+def test_a_token_as_a_json_key_is_not_echoed_in_the_422(http: httpx.Client, alice: Login) -> None:
+    token = alice.access_token
+    response = http.post(
+        "/api/orders", json={**ORDER, token: 1}, headers=bearer(alice.access_token)
+    )
+    body = assert_problem(response, 422)
+    assert body["errors"] == [
+        {"loc": ["body", "[redacted]"], "msg": "Extra inputs are not permitted"}
+    ]
+    assert "eyJ" not in response.text
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_json_sent_as_another_media_type_is_a_415(
+    http: httpx.Client, alice: Login, content_type: str | None
+) -> None:
+    # curl -d sends form-urlencoded unless told otherwise: a 422 about "a valid
+    # dictionary" would not say what is wrong.
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = http.post(
+        "/api/orders",
+        content=json.dumps(ORDER).encode(),
+        headers={**headers, **bearer(alice.access_token)},
+    )
+    body = assert_problem(response, 415)
+    assert body["detail"] == "Content-Type must be application/json."
+    assert response.headers["accept"] == "application/json"

@@ -5,10 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
+#: The Host a browser at the test gateway's public URL (the default) sends: the pages
+#: are served there only (elsewhere they redirect, test_ui_origin).
+AT_PUBLIC_URL = {"Host": "127.0.0.1:8000"}
+
 
 @pytest.mark.parametrize("path", ["/", "/callback"])
 def test_the_page_is_served_at_root_and_callback(http: httpx.Client, path: str) -> None:
-    response = http.get(path, params={"code": "x", "state": "y"} if path == "/callback" else None)
+    params = {"code": "x", "state": "y"} if path == "/callback" else None
+    response = http.get(path, params=params, headers=AT_PUBLIC_URL)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert '<script src="/app.js"' in response.text
@@ -34,7 +39,7 @@ def test_config_points_the_page_at_the_issuer(http: httpx.Client, issuer: str) -
     assert config["client_id"] == "web"
     assert config["redirect_uri"] == "http://127.0.0.1:8000/callback"
     assert set(config["scope"].split()) >= {"orders:read", "orders:write", "billing:read"}
-    assert issuer in http.get("/").headers["content-security-policy"]
+    assert issuer in http.get("/", headers=AT_PUBLIC_URL).headers["content-security-policy"]
 
 
 def test_the_issuer_lets_the_page_redeem_its_code(auth: httpx.Client) -> None:

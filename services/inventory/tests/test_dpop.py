@@ -22,7 +22,7 @@ from dpop_testing import (
     with_proof,
 )
 from hopauth import DPoPKey
-from hopkit.testing import ServerThread, ValkeyServer
+from hopkit.testing import ServerThread, ValkeyServer, free_port
 from inventory_service.app import create_app
 from inventory_testing import add_product, bearer, make_settings, reservation
 
@@ -32,8 +32,12 @@ def inventory(
     tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("inventory-dpop")
-    settings = make_settings(tmp, issuer, redis_url=valkey.url, dpop=True)
-    with ServerThread(create_app(settings)) as server:
+    # Its own URL, as its callers are given it: what proofs must name (RFC 9449 §4.3).
+    port = free_port()
+    settings = make_settings(
+        tmp, issuer, redis_url=valkey.url, dpop=True, inventory_url=f"http://127.0.0.1:{port}"
+    )
+    with ServerThread(create_app(settings), port) as server:
         yield server
 
 
@@ -66,6 +70,34 @@ def test_a_bound_token_with_its_proof_reserves(
         url,
         json=reservation("ord-dpop-1", (product, 1)),
         headers=with_proof(order_key, "POST", url, bound_reserver),
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8003", "inventory:8003"])
+def test_a_proof_for_the_host_header_is_refused_one_for_its_url_passes(
+    inventory: ServerThread,
+    url: str,
+    product: int,
+    order_key: DPoPKey,
+    bound_reserver: str,
+    host: str,
+) -> None:
+    """RFC 9449 §4.3 point 9, §11.1: a proof made for another server, sent with its Host."""
+    spoofed = f"http://{host}/reservations"
+    order_id = "ord-dpop-host-" + host.replace(".", "-").replace(":", "-")
+    response = httpx.post(
+        url,
+        json=reservation(order_id, (product, 1)),
+        headers={**with_proof(order_key, "POST", spoofed, bound_reserver), "Host": host},
+    )
+    assert_dpop_refused(response, "invalid-dpop-proof", "htu does not match the request URL")
+    # The proof for inventory's own URL (HOPSHOP_INVENTORY_URL) passes, whatever the Host.
+    assert url.startswith(inventory.app.state.settings.inventory_url)
+    response = httpx.post(
+        url,
+        json=reservation(order_id, (product, 1)),
+        headers={**with_proof(order_key, "POST", url, bound_reserver), "Host": host},
     )
     assert response.status_code == 201, response.text
 

@@ -24,7 +24,7 @@ from dpop_testing import (
     with_proof,
 )
 from hopauth import DPoPKey
-from hopkit.testing import ServerThread, ValkeyServer
+from hopkit.testing import ServerThread, ValkeyServer, free_port
 from notification_service.app import create_app
 from notification_service.directory import Contact, UserDirectory, directory_client
 from notification_testing import Customer, bearer, make_settings
@@ -35,8 +35,16 @@ def notification(
     tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("notification-dpop")
-    settings = make_settings(tmp, issuer, None, redis_url=valkey.url, dpop=True)
-    with ServerThread(create_app(settings)) as server:
+    port = free_port()
+    settings = make_settings(
+        tmp,
+        issuer,
+        None,
+        redis_url=valkey.url,
+        dpop=True,
+        notification_url=f"http://127.0.0.1:{port}",
+    )
+    with ServerThread(create_app(settings), port) as server:
         yield server
 
 

@@ -30,5 +30,6 @@ def test_an_oversized_order_without_a_token_is_413(http: httpx.Client, chunked: 
         content=in_chunks(body) if chunked else body,
         headers={"Content-Type": "application/json"},
     )
-    assert_problem(response, 413)
+    problem = assert_problem(response, 413)
+    assert problem["detail"] == f"the request body is larger than {DEFAULT_MAX_BYTES} bytes"
     assert "x-request-id" in response.headers  # inside the tracing: logged with its id

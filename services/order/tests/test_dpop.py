@@ -23,7 +23,7 @@ from dpop_testing import (
     with_proof,
 )
 from hopauth import DPoPKey
-from hopkit.testing import ServerThread, ValkeyServer
+from hopkit.testing import ServerThread, ValkeyServer, free_port
 from inventory_service.app import create_app as create_inventory_app
 from inventory_testing import add_product
 from inventory_testing import make_settings as make_inventory_settings
@@ -36,8 +36,11 @@ def inventory(
     tmp_path_factory: pytest.TempPathFactory, issuer: str, valkey: ValkeyServer
 ) -> Iterator[ServerThread]:
     tmp = tmp_path_factory.mktemp("inventory-dpop")
-    settings = make_inventory_settings(tmp, issuer, redis_url=valkey.url, dpop=True)
-    with ServerThread(create_inventory_app(settings)) as server:
+    port = free_port()
+    settings = make_inventory_settings(
+        tmp, issuer, redis_url=valkey.url, dpop=True, inventory_url=f"http://127.0.0.1:{port}"
+    )
+    with ServerThread(create_inventory_app(settings), port) as server:
         yield server
 
 
@@ -48,14 +51,16 @@ def order(
     valkey: ValkeyServer,
     inventory: ServerThread,
 ) -> Iterator[ServerThread]:
+    port = free_port()
     settings = make_settings(
         tmp_path_factory.mktemp("order-dpop"),
         issuer,
         redis_url=valkey.url,
         inventory_url=inventory.base_url,
+        order_url=f"http://127.0.0.1:{port}",
         dpop=True,
     )
-    with ServerThread(create_app(settings)) as server:
+    with ServerThread(create_app(settings), port) as server:
         yield server
 
 

@@ -4,8 +4,10 @@ exchanged again, the order and its event stored together, the card kept masked."
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
+import pytest
 from auth_testing import login
 from hopkit.events import ORDER_PLACED, Envelope
 from hopkit.testing import KafkaBroker, ServerThread
@@ -129,7 +131,12 @@ def test_bad_cards_and_items_are_422_and_never_echo_the_card(
         {"items": [{"product_id": product, "quantity": 1}]},
     ):
         assert_problem(http.post("/orders", json=body, headers=bearer(alice)), 422)
-    assert_problem(http.post("/orders", content=b"{not json", headers=bearer(alice)), 422)
+    not_json = http.post(
+        "/orders",
+        content=b"{not json",
+        headers={"Content-Type": "application/json", **bearer(alice)},
+    )
+    assert_problem(not_json, 422)
     unknown = http.post("/orders", json=order_body((2**31 - 2, 1)), headers=bearer(alice))
     assert_problem(unknown, 422, "unknown-product")
     too_many = http.post(
@@ -192,3 +199,31 @@ def test_catalogue_reads_are_reused_for_a_few_seconds(
     sent.clear()
     asyncio.run(read_twice(0.0))
     assert len(sent) == 4
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None])
+def test_an_order_sent_as_another_media_type_is_a_415(
+    http: httpx.Client, inventory_db: str, alice: str, content_type: str | None
+) -> None:
+    product = add_product(inventory_db, 5)
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = http.post(
+        "/orders",
+        content=json.dumps(order_body((product, 1))).encode(),
+        headers={**headers, **bearer(alice)},
+    )
+    problem = assert_problem(response, 415)
+    assert problem["detail"] == "Content-Type must be application/json."
+    assert response.headers["accept"] == "application/json"
+
+
+def test_a_token_as_a_key_is_not_echoed_in_the_422(
+    http: httpx.Client, inventory_db: str, alice: str
+) -> None:
+    body = {**order_body((add_product(inventory_db, 5), 1)), alice: 1}
+    response = http.post("/orders", json=body, headers=bearer(alice))
+    problem = assert_problem(response, 422)
+    assert problem["errors"] == [
+        {"loc": ["body", "[redacted]"], "msg": "Extra inputs are not permitted"}
+    ]
+    assert "eyJ" not in response.text

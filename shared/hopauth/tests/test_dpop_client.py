@@ -120,7 +120,7 @@ def order_app(static_keys: StaticKeySource) -> FastAPI:
     app.state.hopauth_validator = AccessTokenValidator(
         issuer=ISSUER, audience=AUDIENCE, keys=static_keys
     )
-    app.state.hopauth_dpop = DPoPProofValidator(replay_cache=MemoryReplayCache())
+    app.state.hopauth_dpop = DPoPProofValidator(replay_cache=MemoryReplayCache(), origins=[ORDER])
     app.state.hopauth_require_dpop = True
     install_problem_handlers(app)
 

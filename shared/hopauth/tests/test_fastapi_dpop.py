@@ -62,7 +62,9 @@ async def clients(static_keys: StaticKeySource) -> AsyncIterator[AppFactory]:
 
     def make(*, dpop: bool | object = True, require: bool = False) -> httpx.AsyncClient:
         validator = (
-            DPoPProofValidator(replay_cache=MemoryReplayCache()) if dpop is True else dpop or None
+            DPoPProofValidator(replay_cache=MemoryReplayCache(), origins=[BASE])
+            if dpop is True
+            else dpop or None
         )
         app = build_app(static_keys, dpop=validator, require=require)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
@@ -322,6 +324,59 @@ async def test_wrongly_wired_dpop_validator_is_a_programming_error(
     client = clients(dpop="not a validator")
     with pytest.raises(RuntimeError, match="hopauth_dpop"):
         await client.get("/orders", headers={"Authorization": f"Bearer {make_token()}"})
+
+
+@pytest.mark.parametrize("host", ["evil.example", "order", "order:8080"])
+async def test_a_proof_for_another_server_is_refused_whatever_the_host_header(
+    clients: AppFactory, key: DPoPKey, bound_token: str, host: str
+) -> None:
+    """RFC 9449 §4.3 point 9, §11.1: the client's Host header does not say where it is."""
+    proof = key.proof("GET", "http://evil.example/orders", access_token=bound_token)
+    headers = {**dpop_headers(bound_token, proof), "Host": host}
+    response = await clients().get("/orders", headers=headers)
+    assert_proof_refused(response, "htu does not match the request URL")
+
+
+@pytest.mark.parametrize("host", ["evil.example", "order", "10.0.0.7:8002"])
+async def test_a_proof_for_the_configured_origin_passes_whatever_the_host_header(
+    clients: AppFactory, key: DPoPKey, bound_token: str, host: str
+) -> None:
+    proof = key.proof("GET", ORDERS, access_token=bound_token)
+    headers = {**dpop_headers(bound_token, proof), "Host": host}
+    response = await clients().get("/orders", headers=headers)
+    assert response.status_code == 200, response.text
+
+
+async def test_every_configured_origin_is_accepted_and_only_those(
+    clients: AppFactory, key: DPoPKey, bound_token: str
+) -> None:
+    """A service reached under two names (inside the network and published)."""
+    validator = DPoPProofValidator(
+        replay_cache=MemoryReplayCache(), origins=[BASE, "https://orders.example:8443/"]
+    )
+    client = clients(dpop=validator)
+    for url in (ORDERS, "https://orders.example:8443/orders", "HTTPS://Orders.Example:8443/orders"):
+        proof = key.proof("GET", url, access_token=bound_token)
+        response = await client.get("/orders", headers=dpop_headers(bound_token, proof))
+        assert response.status_code == 200, (url, response.text)
+    for url in ("https://orders.example/orders", "http://orders.example:8443/orders"):
+        proof = key.proof("GET", url, access_token=bound_token)
+        response = await client.get("/orders", headers=dpop_headers(bound_token, proof))
+        assert_proof_refused(response, "htu does not match the request URL")
+
+
+async def test_a_validator_without_origins_is_refused(
+    clients: AppFactory, key: DPoPKey, bound_token: str, make_token: MakeToken
+) -> None:
+    """Fail closed: with no origin the only URL at hand would be the client's Host header."""
+    client = clients(dpop=DPoPProofValidator(replay_cache=MemoryReplayCache()))
+    proof = key.proof("GET", ORDERS, access_token=bound_token)
+    for headers in (
+        dpop_headers(bound_token, proof),
+        {"Authorization": f"Bearer {make_token()}"},
+    ):
+        with pytest.raises(RuntimeError, match="no origins"):
+            await client.get("/orders", headers=headers)
 
 
 async def test_refusals_never_log_token_or_proof(

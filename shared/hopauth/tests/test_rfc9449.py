@@ -293,6 +293,53 @@ async def test_htu_may_name_the_published_url(validator: DPoPProofValidator, for
             await validator.validate(proof, method="POST", url=received, published_url=published)
 
 
+async def test_with_origins_only_the_path_of_the_url_counts(
+    dpop_clock: FakeClock, forge: Forger
+) -> None:
+    """§4.3 point 9, §11.1: the configured origins say where we are, not the request's Host."""
+    validator = DPoPProofValidator(
+        replay_cache=MemoryReplayCache(),
+        clock=dpop_clock,
+        origins=["https://order.example", "http://order:8002/"],
+    )
+    # What an adapter that trusted the Host header would pass for "Host: evil.example".
+    spoofed = "https://evil.example/orders/42"
+    for htu in (URL, "http://order:8002/orders/42", "HTTPS://ORDER.example:443/orders/%34%32"):
+        await check(validator, forge.proof(claims=forge.claims(htu=htu)), url=spoofed)
+    for htu in (
+        spoofed,
+        "https://order.example/orders/43",
+        "http://order.example/orders/42",
+        "https://user@order.example/orders/42",
+        "not a URL",
+    ):
+        reason = await refused(validator, forge.proof(claims=forge.claims(htu=htu)), url=spoofed)
+        assert reason == "htu does not match the request URL", htu
+
+
+def test_origins_are_origins() -> None:
+    validator = DPoPProofValidator(
+        replay_cache=MemoryReplayCache(),
+        origins=["HTTPS://Order.example:443/", "http://[::1]:8002"],
+    )
+    assert validator.origins == ("https://order.example", "http://[::1]:8002")
+    assert "https://order.example" in repr(validator)
+    assert DPoPProofValidator(replay_cache=MemoryReplayCache()).origins == ()
+    for bad in (
+        "https://order.example/api",
+        "https://order.example?x=1",
+        "https://order.example#f",
+        "https://user@order.example",
+        "ftp://order.example",
+        "order.example",
+        "http://order.example:99999",
+    ):
+        with pytest.raises(ValueError, match="not an origin"):
+            DPoPProofValidator(replay_cache=MemoryReplayCache(), origins=[bad])
+    with pytest.raises(TypeError):
+        DPoPProofValidator(replay_cache=MemoryReplayCache(), origins="https://order.example")
+
+
 def test_normalize_htu_keeps_what_matters() -> None:
     assert normalize_htu("HTTP://A.example:8080/P%2fq?x#y") == "http://a.example:8080/P%2Fq"
     assert normalize_htu("http://[::1]:80/") == "http://[::1]/"

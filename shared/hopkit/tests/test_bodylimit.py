@@ -61,6 +61,8 @@ def assert_too_large(response: httpx.Response) -> None:
     body = response.json()
     assert body["status"] == 413
     assert body["title"] == "Content Too Large"
+    # The same story whether the length was declared or counted as the body came in.
+    assert body["detail"] == f"the request body is larger than {LIMIT} bytes"
 
 
 async def test_a_body_of_exactly_the_limit_is_accepted() -> None:

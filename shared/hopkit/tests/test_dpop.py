@@ -12,6 +12,9 @@ from hopkit import dpop
 from hopkit.settings import CommonSettings, Propagation
 from hopkit.testing import ValkeyServer
 
+ORDER = "http://127.0.0.1:8002"
+INVENTORY = "http://127.0.0.1:8003"
+
 
 @pytest.fixture(scope="module")
 def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
@@ -81,7 +84,7 @@ async def test_install_checks_proofs_and_remembers_them_in_redis(
     store: redis.Redis, required: bool
 ) -> None:
     app = FastAPI()
-    keys = dpop.install(app, CommonSettings(dpop=True), store, required=required)
+    keys = dpop.install(app, CommonSettings(dpop=True), store, required=required, origins=[ORDER])
     assert app.state.dpop_keys is keys and keys.enabled
     assert app.state.hopauth_require_dpop is required
     validator = app.state.hopauth_dpop
@@ -94,7 +97,7 @@ async def test_install_checks_proofs_and_remembers_them_in_redis(
     # The jti is in Redis, so another replica (another validator, same store) refuses it.
     assert await store.exists(f"hopauth:dpop-jti:{checked.jti}") == 1
     replica = FastAPI()
-    dpop.install(replica, CommonSettings(dpop=True), store, required=required)
+    dpop.install(replica, CommonSettings(dpop=True), store, required=required, origins=[ORDER])
     with pytest.raises(InvalidDPoPProofError, match="replayed"):
         await replica.state.hopauth_dpop.validate(
             proof, method="GET", url="http://127.0.0.1:8002/orders", access_token="t"
@@ -103,12 +106,34 @@ async def test_install_checks_proofs_and_remembers_them_in_redis(
 
 async def test_without_redis_the_replay_cache_is_the_process_own() -> None:
     app = FastAPI()
-    dpop.install(app, CommonSettings(dpop=True), None, required=True)
+    dpop.install(app, CommonSettings(dpop=True), None, required=True, origins=[INVENTORY])
     validator = app.state.hopauth_dpop
     proof = DPoPKey.generate().proof("POST", "http://127.0.0.1:8003/reservations")
     await validator.validate(proof, method="POST", url="http://127.0.0.1:8003/reservations")
     with pytest.raises(InvalidDPoPProofError, match="replayed"):
         await validator.validate(proof, method="POST", url="http://127.0.0.1:8003/reservations")
+
+
+async def test_proofs_must_name_the_service_own_url_not_the_host_it_was_sent() -> None:
+    app = FastAPI()
+    dpop.install(
+        app, CommonSettings(dpop=True), None, required=True, origins=[ORDER, "http://order:8002"]
+    )
+    validator = app.state.hopauth_dpop
+    assert validator.origins == (ORDER, "http://order:8002")
+    key = DPoPKey.generate()
+    for htu in (f"{ORDER}/orders", "http://order:8002/orders"):
+        # The URL hopauth.fastapi passes is built from the first origin, never from Host.
+        await validator.validate(key.proof("GET", htu), method="GET", url=f"{ORDER}/orders")
+    proof = key.proof("GET", "http://evil.example/orders")
+    with pytest.raises(InvalidDPoPProofError, match="htu does not match"):
+        await validator.validate(proof, method="GET", url="http://evil.example/orders")
+
+
+@pytest.mark.parametrize("origins", [[], ["http://127.0.0.1:8002/order"]])
+def test_install_refuses_to_check_proofs_without_a_url_of_its_own(origins: list[str]) -> None:
+    with pytest.raises(ValueError, match=r"no URL of its own|not an origin"):
+        dpop.install(FastAPI(), CommonSettings(dpop=True), None, required=True, origins=origins)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +142,7 @@ async def test_without_redis_the_replay_cache_is_the_process_own() -> None:
 )
 def test_install_when_off(settings: CommonSettings) -> None:
     app = FastAPI()
-    keys = dpop.install(app, settings, None, required=True)
+    keys = dpop.install(app, settings, None, required=True, origins=[])
     # hopauth then refuses bound tokens outright and takes bearer tokens, as before DPoP.
     assert app.state.hopauth_dpop is None
     assert app.state.hopauth_require_dpop is False

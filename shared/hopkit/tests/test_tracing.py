@@ -175,3 +175,37 @@ async def test_log_line_carries_the_claims_of_the_token_the_request_was_made_wit
     line = orjson.loads(JsonFormatter("inventory").format(secured_record))
     assert line["token"]["act"] == ["order", "gateway"]
     assert "token" not in public_record.__dict__
+
+
+#: A real-looking access token, as a caller might paste one into a URL.
+TOKEN = (
+    "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsxIn0"
+    ".eyJzdWIiOiJhbGljZSIsImF1ZCI6Im9yZGVyIiwic2NvcGUiOiJvcmRlcnM6cmVhZCJ9"
+    ".c2lnbmF0dXJlLW9mLXRoZS1pc3N1ZXItd2l0aC1pdHMtcHJpdmF0ZS1rZXk"
+)
+
+
+async def test_the_access_line_has_no_token_from_the_path_nor_the_query(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    application = FastAPI()
+    application.add_middleware(tracing.TracingMiddleware)
+    caplog.set_level(logging.INFO, logger="access")
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get(f"/orders/{TOKEN}", params={"access_token": TOKEN})
+    assert response.status_code == 404
+    [record] = [r for r in caplog.records if r.name == "access"]
+    assert record.__dict__["path"] == "/orders/[redacted]"
+    assert "eyJ" not in JsonFormatter("svc").format(record)
+
+
+def test_a_request_id_shaped_like_a_token_is_replaced() -> None:
+    refresh_token = "Zx9_kQ2-vLm8RtY4wPa7cN1dE5fGh3jK6sT0uVbXyZq"  # token_urlsafe(32)
+    token = tracing.start(refresh_token, None)
+    try:
+        context = tracing.current()
+    finally:
+        tracing.reset(token)
+    assert context is not None
+    assert context.request_id != refresh_token

@@ -3,11 +3,16 @@
 It runs ``python -m pytest <repo>/e2e-tests/attacks`` against the stack of the
 state dir (its gateway, auth, Kafka and internal service addresses, and its
 log files for the leakage scan), in the mode that stack runs in, with
-``--attack-report`` into a temporary file, then prints every attack's row
-(attack, category, mode, expected, observed, why) and a summary line.
+``--attack-report`` into a temporary file, then prints every attack (grouped
+by category, with its outcome and why) and a summary line. The suite's own
+unit tests and its README check are left out: they need no stack, and
+``make test`` runs them.
+
+The output fits a 100-column terminal (a projector): each attack is a small
+block, its name, then its outcome and its why on indented lines, wrapped.
 
 Exit code: 0 every attack went as expected, 1 one did not (or the suite
-could not run), 2 no stack is running.
+could not run), 2 no stack is running, or ``-k`` matches no attack.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +33,24 @@ from .lifecycle import RUN, error, is_ours_and_running, state_dir_hint
 OK = 0
 NOT_AS_EXPECTED = 1
 NO_STACK = 2
+NO_MATCH = 2  # a usage error: -k selects no attack (or pytest cannot parse it)
+
+# pytest's exit codes that mean "nothing to run" rather than "an attack went wrong".
+PYTEST_USAGE_ERROR = 4
+PYTEST_NO_TESTS = 5
 
 #: The suite lives in the repository, next to the package: <repo>/stack/src/hopshop_stack.
 REPO = Path(__file__).resolve().parents[3]
 SUITE = REPO / "e2e-tests" / "attacks"
 
+#: Not attacks: the harness' own unit tests and the README check (make test runs them).
+NOT_ATTACKS = ("test_harness.py", "test_readme_tables.py")
+
 CATEGORY_ORDER = ("replay", "scope escalation", "forgery and confusion", "leakage")
-COLUMNS = ("", "attack", "category", "mode", "expected", "observed", "why")
+# The table is what a trainer projects: no line of it is wider than this.
+MAX_WIDTH = 100
+LABEL = 10  # "expected  ", "observed  ", "why       "
+DETAIL_INDENT = " " * 6
 
 
 @dataclass(frozen=True)
@@ -86,27 +103,50 @@ def ordered(rows: Sequence[Row]) -> list[Row]:
 
 
 def render_table(rows: Sequence[Row]) -> str:
-    """Columns padded to their widest cell; ``why`` last and unpadded; ✗ marks a surprise."""
-    cells = [
-        (
-            "" if row.as_expected else "✗",
-            row.attack,
-            row.category,
-            row.mode,
-            row.expected,
-            row.observed,
-            row.why,
-        )
-        for row in ordered(rows)
-    ]
-    widths = [max(len(line[i]) for line in [COLUMNS, *cells]) for i in range(len(COLUMNS) - 1)]
+    """One block per attack under a ``category (mode mode)`` heading, at most MAX_WIDTH wide.
 
-    def line(values: Sequence[str]) -> str:
-        padded = [value.ljust(width) for value, width in zip(values, widths, strict=False)]
-        return "  ".join([*padded, values[-1]]).rstrip()
+    ``✗`` starts the block of an attack that did not go as expected; such a
+    block shows expected and observed apart. The why wraps onto lines
+    indented under its first word.
+    """
+    lines: list[str] = []
+    group: tuple[str, str] | None = None
+    for row in ordered(rows):
+        if (row.mode, row.category) != group:
+            group = (row.mode, row.category)
+            if lines:
+                lines.append("")
+            lines.append(f"{row.category} ({row.mode} mode)")
+        lines += _block(row)
+    return "\n".join(lines)
 
-    rule = ["-" * width for width in widths] + ["-" * len(COLUMNS[-1])]
-    return "\n".join([line(COLUMNS), line(rule), *(line(cell) for cell in cells)])
+
+def _block(row: Row) -> list[str]:
+    lines = _wrap(row.attack, "  " if row.as_expected else "✗ ", "    ")
+    if row.as_expected:
+        lines += _field("observed", f"{row.observed}, as expected")
+    else:
+        lines += _field("expected", row.expected)
+        lines += _field("observed", f"{row.observed}: NOT as expected")
+    if row.why:
+        lines += _field("why", row.why)
+    return lines
+
+
+def _field(label: str, text: str) -> list[str]:
+    first = f"{DETAIL_INDENT}{label:<{LABEL}}"
+    return _wrap(text, first, " " * len(first))
+
+
+def _wrap(text: str, first: str, rest: str) -> list[str]:
+    # Cut at spaces only: scopes, client ids and file names hold hyphens and slashes.
+    return textwrap.wrap(
+        text,
+        width=MAX_WIDTH,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
 
 
 def summary(rows: Sequence[Row]) -> str:
@@ -175,6 +215,7 @@ def pytest_command(
         str(report),
         f"--basetemp={basetemp}",
         "-q",
+        *(f"--ignore={SUITE / name}" for name in NOT_ATTACKS),
         "-p",
         "no:cacheprovider",
         "--tb=line",
@@ -218,6 +259,8 @@ def attack(state_dir: Path, select: str | None = None, out: TextIO = sys.stdout)
         )
         rows = load_rows(report)
 
+    if not rows and select and result.returncode in (0, PYTEST_USAGE_ERROR, PYTEST_NO_TESTS):
+        return _no_match(select, result.stdout + result.stderr)
     if rows:
         print(render_table(rows), file=out)
         print(f"\n{summary(rows)}", file=out)
@@ -227,6 +270,21 @@ def attack(state_dir: Path, select: str | None = None, out: TextIO = sys.stdout)
         error(f"the attack suite did not pass (pytest exit code {result.returncode}):")
         print(_tail(result.stdout + result.stderr), file=sys.stderr)
     return code
+
+
+def _no_match(select: str, output: str) -> int:
+    """``-k`` selected no attack: say so, not pytest's count of deselected tests."""
+    # pytest's own reason when it could not parse the expression ("ERROR: Wrong expression ...").
+    reason = next((line for line in output.splitlines() if line.startswith("ERROR:")), "")
+    if reason:
+        error(f"-k {select!r} is not a valid selection:\n  {reason.removeprefix('ERROR: ')}")
+    else:
+        error(
+            f"no attack matches -k {select!r}.\n"
+            "  -k matches parts of the attacks' test names (words joined by _), e.g.\n"
+            "  -k replay, -k 'dpop and not bearer', -k forged_token, -k internal"
+        )
+    return NO_MATCH
 
 
 def _tail(output: str, lines: int = 40) -> str:

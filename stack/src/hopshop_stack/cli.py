@@ -6,6 +6,7 @@
     hopshop logs [component] [-f] [-n LINES]
     hopshop demo
     hopshop attack [-k EXPRESSION]
+    hopshop token [alice|bob|carol] [--scope SCOPES]
 
 Every command takes ``--state-dir`` (default ``./var/stack``, or ``HOPSHOP_STATE_DIR``).
 """
@@ -20,7 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import attack, demo, lifecycle, observe, output
+from . import attack, demo, lifecycle, observe, output, token
 from .components import Options
 
 
@@ -55,6 +56,14 @@ EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 def _names(value: str) -> frozenset[str]:
     return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
+def _scopes(value: str) -> str:
+    """An argparse type: scopes apart by spaces or commas, as one space-separated string."""
+    scopes = value.replace(",", " ").split()
+    if not scopes:
+        raise argparse.ArgumentTypeError("no scope given")
+    return " ".join(scopes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,13 +164,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="the attack suite against the running stack: a table of expected vs observed",
         description="Runs e2e-tests/attacks against the running stack (in the mode it runs "
         "in) and prints each attack: category, mode, expected, observed, and why. Exit code: "
-        "0 every attack went as expected, 1 one did not, 2 no stack is running.",
+        "0 every attack went as expected, 1 one did not, 2 no stack is running or -k "
+        "matches no attack.",
     )
     attacks.add_argument(
         "-k",
         dest="select",
         metavar="EXPRESSION",
         help="only the attacks whose names match (pytest -k), e.g. 'replay and not kafka'",
+    )
+    tokens = sub.add_parser(
+        "token",
+        parents=[common],
+        help="a demo user's access token (aud gateway), alone on stdout, for the replay exercise",
+        description="Logs a demo user in as the web UI does (authorization code + PKCE, "
+        "client web) and prints the access token, and nothing else, on stdout; what it is "
+        "goes to stderr. For the replay exercise: a dev-realm token. Exit code: 0 printed, "
+        "1 the login failed, 2 no stack is running.",
+    )
+    tokens.add_argument(
+        "user",
+        nargs="?",
+        choices=token.USERS,
+        default=demo.USER,
+        help="the demo user (default alice)",
+    )
+    tokens.add_argument(
+        "--scope",
+        type=_scopes,
+        default=demo.SCOPE,
+        metavar="SCOPES",
+        help=f"the scopes to ask for, space-separated (default, as the demo: {demo.SCOPE})",
     )
     return parser
 
@@ -200,6 +233,8 @@ def _run(args: argparse.Namespace) -> int:
         return observe.logs(state_dir, args.component, follow=args.follow, lines=args.lines)
     if args.command == "demo":
         return demo.demo(state_dir)
+    if args.command == "token":
+        return token.token(state_dir, args.user, args.scope)
     return attack.attack(state_dir, select=args.select)
 
 

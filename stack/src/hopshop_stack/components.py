@@ -18,7 +18,8 @@ Environment every service and worker process receives (on top of the caller's)::
 
 ``<NAME>`` is the service name upper-cased with ``-`` as ``_`` (``HOPSHOP_AUTH_URL``,
 ``HOPSHOP_INVENTORY_URL`` ...). Only services that are started get a URL variable,
-so a service can tell that a neighbour is absent.
+so a service can tell that a neighbour is absent. A service's own variable is the
+URL its callers' DPoP proofs name (RFC 9449 §4.3): it checks proofs against it.
 
 When the gateway is started, the web UI's login is pointed at its real port
 (``<gw>`` below); a caller's own GATEWAY_PUBLIC_URL or AUTH_CORS_ORIGINS is kept

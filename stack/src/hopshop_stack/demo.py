@@ -15,8 +15,10 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import secrets
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,13 +36,14 @@ NOT_CONFIRMED = 1
 NO_STACK = 2
 
 USER = "alice"
-PASSWORD = "alice-dev-password"  # noqa: S105 - the demo realm (DESIGN.md), dev only
 CLIENT_ID = "web"
 REDIRECT_URI = "http://127.0.0.1:8000/callback"
 SCOPE = "orders:read orders:write billing:read notifications:read"
 CARD = "4242424242424242"
 CONFIRM_TIMEOUT = 30.0
 LOG_SETTLE = 1.0  # the last hops (notification → auth) may land a moment after the answer
+# The demo is the picture a trainer puts on a projector: no line of it is wider than this.
+MAX_WIDTH = 100
 
 
 class DemoError(RuntimeError):
@@ -61,11 +64,41 @@ class Hop:
     act: list[str]
 
 
+# --- output that fits the screen ----------------------------------------------
+
+
+def fit(text: str, hang: str = "  ") -> list[str]:
+    """``text`` in lines of at most MAX_WIDTH columns, wrapped at spaces.
+
+    The text's own leading spaces indent every line; lines after the first are
+    indented by ``hang`` more. A word longer than a line is cut, never let through.
+    """
+    body = text.lstrip(" ")
+    indent = text[: len(text) - len(body)]
+    lines = textwrap.wrap(
+        body,
+        width=MAX_WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent + hang,
+        break_on_hyphens=False,  # client ids and scopes hold hyphens; cut at spaces
+    )
+    return lines or [""]
+
+
+def say(out: TextIO, text: str = "", hang: str = "  ") -> None:
+    """Print ``text`` wrapped to MAX_WIDTH (see :func:`fit`)."""
+    for line in fit(text, hang):
+        print(line, file=out)
+
+
 # --- the purchase ------------------------------------------------------------
 
 
-def login(auth: httpx.Client) -> str:
-    """Authorization code + PKCE (RFC 7636, S256) through auth's HTML login form."""
+def login(auth: httpx.Client, user: str = USER, scope: str = SCOPE) -> str:
+    """Authorization code + PKCE (RFC 7636, S256) through auth's HTML login form.
+
+    ``user`` is one of the demo realm (DESIGN.md, dev only): password ``<user>-dev-password``.
+    """
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
     challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -73,13 +106,13 @@ def login(auth: httpx.Client) -> str:
         "response_type": "code",
         "client_id": CLIENT_ID,
         "redirect_uri": REDIRECT_URI,
-        "scope": SCOPE,
+        "scope": scope,
         "state": secrets.token_urlsafe(8),
         "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
     _expect(auth.get("/authorize", params=params), 200, "the login form")
-    form = {"username": USER, "password": PASSWORD}
+    form = {"username": user, "password": f"{user}-dev-password"}
     redirect = _expect(auth.post("/authorize", params=params, data=form), 302, "the login")
     query = parse_qs(urlsplit(redirect.headers.get("location", "")).query)
     if query.get("state") != [params["state"]] or "code" not in query:
@@ -102,9 +135,11 @@ def login(auth: httpx.Client) -> str:
 
 def _expect(response: httpx.Response, status: int, what: str) -> httpx.Response:
     if response.status_code != status:
+        # /authorize tells an error (invalid_scope ...) by redirect (RFC 6749 §4.1.2.1).
+        body = response.text[:300] or response.headers.get("location", "")
         raise DemoError(
             f"{what}: {response.request.method} {response.request.url.path} answered "
-            f"{response.status_code}, expected {status}: {response.text[:300]}"
+            f"{response.status_code}, expected {status}: {body}"
         )
     return response
 
@@ -145,20 +180,16 @@ def purchase(gateway: httpx.Client, token: str, trace_id: str, out: TextIO) -> b
     product = next((p for p in products if p.get("available", 0) > 0), None)
     if product is None:
         raise DemoError("no product is in stock")
-    print(
-        f"  GET  /api/products          {len(products)} products; buying 1 x {product['name']}",
-        file=out,
+    say(
+        out, f"  GET  /api/products          {len(products)} products; buying 1 x {product['name']}"
     )
 
     body = {"items": [{"product_id": product["id"], "quantity": 1}], "card": CARD}
     placed = gateway.post("/api/orders", json=body, headers={**auth, **traceparent(trace_id)})
     order = _expect(placed, 201, "placing the order").json()
     order_id = str(order["id"])
-    print(
-        f"  POST /api/orders            order {order_id} {order['status']} "
-        f"(card {CARD[:4]}…{CARD[-4:]}, trace {trace_id})",
-        file=out,
-    )
+    say(out, f"  POST /api/orders            order {order_id} {order['status']}")
+    say(out, f"{'':30}card {CARD[:4]}…{CARD[-4:]}, trace {trace_id}")
 
     deadline = time.monotonic() + CONFIRM_TIMEOUT
     status = str(order["status"])
@@ -168,7 +199,7 @@ def purchase(gateway: httpx.Client, token: str, trace_id: str, out: TextIO) -> b
         status = str(current.json()["status"])
         if status == "CANCELLED":
             break
-    print(f"  GET  /api/orders/{order_id}  {status}", file=out)
+    say(out, f"  GET  /api/orders/{order_id}  {status}")
     if status != "CONFIRMED":
         return False
 
@@ -179,7 +210,7 @@ def purchase(gateway: httpx.Client, token: str, trace_id: str, out: TextIO) -> b
     for path in ("/api/invoices", "/api/notifications"):
         items = _expect(_get(gateway, path, {**auth, **traceparent(trace_id)}), 200, path).json()
         mine = [i for i in items if isinstance(i, dict) and i.get("order_id") == order_id]
-        print(f"  GET  {path:<24}{len(mine)} for this order", file=out)
+        say(out, f"  GET  {path:<23}{len(mine)} for this order")
     return True
 
 
@@ -209,7 +240,8 @@ def act_chain(act: object) -> list[str]:
 
 
 def print_user_token(claims: dict[str, Any], out: TextIO) -> None:
-    print("\nThe user token alice got at login (decoded for display, not verified):", file=out)
+    say(out)
+    say(out, "The user token alice got at login (decoded for display, not verified):")
     for name in ("iss", "sub", "aud", "client_id", "scope", "sid", "jti", "iat", "exp", "act"):
         if name not in claims:
             continue
@@ -219,7 +251,7 @@ def print_user_token(claims: dict[str, Any], out: TextIO) -> None:
             value = f"{value}  ({when})"
         elif name == "act":
             value = " ← ".join(act_chain(value))
-        print(f"  {name:<10} {value}", file=out)
+        say(out, f"  {name:<10} {value}", hang=" " * 11)  # wrapped under the value
 
 
 def collect_hops(logs_dir: Path, trace_id: str) -> list[Hop]:
@@ -259,21 +291,25 @@ def shorten(value: str, keep: int = 8) -> str:
     return value if len(value) <= keep + 2 else value[:keep] + "…"
 
 
+# An id in a path: an order id (ord_ + hex) or a user id (a UUID); words are left whole.
+PATH_ID = re.compile(r"(?:[A-Za-z]+_)?[0-9A-Fa-f-]{16,}")
+
+
 def short_path(path: str) -> str:
     """Long ids in a path (order ids, user ids) cut to their start, to keep the table narrow."""
-    return "/".join(shorten(part, 12) for part in path.split("/"))
+    return "/".join(shorten(part) if PATH_ID.fullmatch(part) else part for part in path.split("/"))
 
 
 def explain(hop: Hop, user: str) -> str:
     if hop.act:
         return (
             f"exchanged token: made for {'/'.join(hop.aud)} alone, on behalf of the user, "
-            f"presented by {hop.act[0]} (act)"
+            f"sent by {hop.act[0]} (act)"
         )
     if hop.sub == hop.client_id:
         return (
             f"client-credentials token: {hop.client_id} acting as itself after a Kafka "
-            "event; no user in it"
+            "event (no user)"
         )
     if hop.sub == user and hop.service in hop.aud:
         return f"the user's own token from login (client {hop.client_id}), made for {hop.service}"
@@ -281,38 +317,99 @@ def explain(hop: Hop, user: str) -> str:
         # Vulnerable mode (forwarding): the lesson is that this hop should have refused it.
         return (
             f"the user's own token, forwarded: made for {'/'.join(hop.aud)}, "
-            f"yet {hop.service} took it (replay works here)"
+            f"yet {hop.service} took it (replay works)"
         )
     return "a token for this hop"
 
 
-def print_hops(hops: list[Hop], user_sub: str, out: TextIO) -> None:
-    headers = ("#", "service", "request", "aud", "scope", "client_id", "sub", "act")
-    rows = [
+HOP_HEADERS = ("#", "service", "request", "status", "aud", "client_id")
+GAP = "  "
+
+
+def wrap_cell(text: str, width: int) -> list[str]:
+    """A table cell in lines of at most ``width``: broken after a ``/``, ``,`` or space.
+
+    A piece longer than a whole line (a 60-character path segment) is cut where it must.
+    """
+    lines: list[str] = []
+    current = ""
+    for piece in re.split(r"(?<=[/, ])", text):
+        if current and len(current + piece.rstrip()) > width:
+            lines.append(current.rstrip())
+            current = ""
+        while len(current + piece.rstrip()) > width:
+            lines.append(piece[:width])
+            piece = piece[width:]
+        current += piece
+    lines.append(current.rstrip())
+    return lines
+
+
+def column_widths(rows: list[tuple[str, ...]]) -> list[int]:
+    """Each column as wide as its widest cell, the widest ones narrowed until a row fits.
+
+    Narrowing stops at the header's width; the cells of a narrowed column wrap
+    (:func:`wrap_cell`). In the demo only a long request path ever needs it.
+    """
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    floors = [len(header) for header in rows[0]]
+    while sum(widths) + len(GAP) * (len(widths) - 1) > MAX_WIDTH:
+        narrowable = [i for i, width in enumerate(widths) if width > floors[i]]
+        if not narrowable:
+            break
+        widths[max(narrowable, key=lambda i: widths[i])] -= 1
+    return widths
+
+
+def hop_lines(hops: list[Hop], user_sub: str) -> list[str]:
+    """The hop-by-hop table: per hop one row, the rest of its token, and what it is.
+
+    The row holds what a reader scans for (service, request, status, aud,
+    client_id); the values that grow (sub, the act chain, the scopes) and the
+    explanation follow on indented lines, wrapped to MAX_WIDTH.
+    """
+    rows: list[tuple[str, ...]] = [
         (
             str(number),
             hop.service,
             f"{hop.method} {short_path(hop.path)}",
-            ",".join(hop.aud),
-            " ".join(hop.scope),
+            "-" if hop.status is None else str(hop.status),
+            ",".join(hop.aud) or "-",
             hop.client_id,
-            hop.sub if hop.sub == hop.client_id else shorten(hop.sub),  # a service: its name
-            " ← ".join(hop.act) or "-",
         )
         for number, hop in enumerate(hops, start=1)
     ]
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    widths = column_widths([HOP_HEADERS, *rows])
 
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+    def table_row(cells: tuple[str, ...]) -> list[str]:
+        wrapped = [wrap_cell(cell, width) for cell, width in zip(cells, widths, strict=True)]
+        return [
+            GAP.join(
+                (cell[depth] if depth < len(cell) else "").ljust(width)
+                for cell, width in zip(wrapped, widths, strict=True)
+            ).rstrip()
+            for depth in range(max(map(len, wrapped)))
+        ]
 
-    print(f"\nHop by hop: the token each service received ({len(hops)} hops)\n", file=out)
-    print(line(headers).rstrip(), file=out)
-    print(line(tuple("-" * width for width in widths)).rstrip(), file=out)
-    indent = " " * (widths[0] + 2)
+    indent = " " * (widths[0] + len(GAP))  # a hop's further lines start under its service
+    lines = [*table_row(HOP_HEADERS), *table_row(tuple("-" * width for width in widths))]
     for hop, row in zip(hops, rows, strict=True):
-        print(line(row).rstrip(), file=out)
-        print(f"{indent}↳ {explain(hop, user_sub)}", file=out)
+        sub = hop.sub if hop.sub == hop.client_id else shorten(hop.sub)  # a service: its name
+        claims = (
+            f"sub {sub} · act {' ← '.join(hop.act) or '-'} · scope {' '.join(hop.scope) or '-'}"
+        )
+        lines += table_row(row)
+        lines += fit(indent + claims)
+        lines += fit(f"{indent}↳ {explain(hop, user_sub)}")
+    return lines
+
+
+def print_hops(hops: list[Hop], user_sub: str, out: TextIO) -> None:
+    say(out)
+    say(out, f"Hop by hop: the token each service received ({len(hops)} hops)")
+    say(out)
+    for line in hop_lines(hops, user_sub):
+        print(line, file=out)
 
 
 # --- the command -------------------------------------------------------------
@@ -345,14 +442,15 @@ def demo(state_dir: Path, out: TextIO = sys.stdout) -> int:
     gateway_url, auth_url = urls
     trace_id = secrets.token_hex(16)
 
-    print(f"hopshop demo: alice buys something at {gateway_url}\n", file=out)
+    say(out, f"hopshop demo: alice buys something at {gateway_url}")
+    say(out)
     try:
         with (
             httpx.Client(base_url=auth_url, timeout=15) as auth,
             httpx.Client(base_url=gateway_url, timeout=15) as gateway,
         ):
             token = login(auth)
-            print(f"  login as {USER} at {auth_url} (authorization code + PKCE)", file=out)
+            say(out, f"  login as {USER} at {auth_url} (authorization code + PKCE)")
             confirmed = purchase(gateway, token, trace_id, out)
     except (DemoError, httpx.HTTPError) as exc:
         error(f"demo failed: {exc}")
@@ -363,11 +461,9 @@ def demo(state_dir: Path, out: TextIO = sys.stdout) -> int:
     time.sleep(LOG_SETTLE)
     hops = collect_hops(state.logs_dir(state_dir), trace_id)
     print_hops(hops, str(claims.get("sub")), out)
-    print(
-        f"\nEvery line above is one request log line with trace_id {trace_id} "
-        f"({RUN} logs{state_dir_hint(state_dir)}).",
-        file=out,
-    )
+    say(out)
+    say(out, f"Every hop above is one request log line with trace_id {trace_id}, shown by")
+    say(out, f"  {RUN} logs{state_dir_hint(state_dir)}")
     if not confirmed:
         error(f"the order was not CONFIRMED within {CONFIRM_TIMEOUT:.0f} s")
         return NOT_CONFIRMED

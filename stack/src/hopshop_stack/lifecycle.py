@@ -103,7 +103,8 @@ def vulnerable_banner(out: TextIO) -> None:
     lines = (
         "VULNERABLE MODE: HOPSHOP_PROPAGATION=forward",
         "Services forward the user's token downstream and accept any audience",
-        "from the issuer: token replay and scope escalation WORK in this mode.",
+        "from the issuer: a token replayed at another service, or a worker's",
+        "token on customer routes, is accepted (`hopshop attack` shows which).",
         "It is for teaching only. Never run it anywhere that matters.",
     )
     print(bar, file=out)
@@ -443,14 +444,17 @@ def print_summary(
     print("\nDemo logins (development only):")
     for user, password, role in DEMO_USERS:
         print(f"  {user + ' / ' + password:<30}{role}")
-    print("Service clients: <id> / <id>-dev-secret for " + ", ".join(DEMO_CLIENTS))
+    # Two lines: on one, it would not fit the 100 columns of a projected terminal.
+    print("Service clients: <id> / <id>-dev-secret for")
+    print("  " + ", ".join(DEMO_CLIENTS))
     dpop = "on: service tokens bound to each caller's key" if plan.dpop else "off: bearer tokens"
     print(f"DPoP (RFC 9449): {dpop}")
     print("  (web is the public client: authorization code + PKCE)")
     gateway = next((c for c in plan.components if c.name == "gateway"), None)
     if gateway is not None:
         print(f"\nShop:   open {gateway.address}/ in a browser, sign in as alice")
-    print(f"\nLogs:   {RUN} logs{hint} [component] [-f]   (files in {state_dir / 'logs'})")
+    print(f"\nLogs:   {RUN} logs{hint} [component] [-f]")
+    print(f"        (files in {state_dir / 'logs'})")
     print(f"Status: {RUN} status{hint}")
     if detach:
         print(f"Stop:   {RUN} down{hint}")

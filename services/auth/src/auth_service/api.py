@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -25,6 +26,9 @@ from .pages import error_page, login_page
 from .users import authenticate
 
 log = logging.getLogger(__name__)
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 router = APIRouter()
 
@@ -126,39 +130,47 @@ def _refused_proof(exc: InvalidDPoPProofError) -> Response:
     return oauth_error(400, "invalid_dpop_proof", exc.reason)
 
 
+async def _grant_step(inline: bool, step: Callable[[_A], _R], arg: _A) -> _R:
+    """``step(arg)`` here for an inline grant, else in the thread pool (INLINE_GRANTS)."""
+    return step(arg) if inline else await run_in_threadpool(step, arg)
+
+
 async def _token_response(
     request: Request, server: HopAuthorizationServer, oauth_request: ParsedRequest
 ) -> Response:
     context = server.context
     try:
-        # Routing matched /token, so the decoded path in request.url is the one sent
-        # (up to RFC 3986 normalization, which the validator applies).
+        # Routing matched /token, so the decoded path is the one sent (up to RFC 3986
+        # normalization, which the validator applies). The path from the ASGI scope,
+        # never request.url: that is built from the Host header, which the client
+        # chooses, so it would let a proof made for another server pass (RFC 9449 §11.1).
         proof = await dpop.checked_proof(
             request.headers.getlist("dpop"),
             context.dpop,
-            str(request.url),
             token_endpoint(context.settings.issuer),
+            request.scope["path"],
         )
     except InvalidDPoPProofError as exc:
         return _refused_proof(exc)
-    if proof is not None:
-        oauth_request.dpop_jkt = proof.jkt
-        # RFC 9449 §11.1: the jti is recorded only for an authenticated client, so
-        # a caller without credentials cannot fill the replay cache. Inline: client
-        # authentication is a dictionary look-up and a hash.
-        refused = server.authenticate_token_client(oauth_request)
-        if refused is not None:
-            return _render(refused)
-        try:
-            await dpop.record(proof, context.dpop_replay, context.clock())
-        except InvalidDPoPProofError as exc:
-            return _refused_proof(exc)
-    result = (
-        server.create_token_response(oauth_request)
-        if oauth_request.payload.data.get("grant_type") in INLINE_GRANTS
-        else await run_in_threadpool(server.create_token_response, oauth_request)
-    )
-    return _render(result)
+    inline = oauth_request.payload.data.get("grant_type") in INLINE_GRANTS
+    if proof is None:
+        return _render(await _grant_step(inline, server.create_token_response, oauth_request))
+    oauth_request.dpop_jkt = proof.jkt
+    # RFC 9449 §11.1: the jti is recorded once the grant is validated (client
+    # authenticated; code, refresh token, client credentials request or subject
+    # token checked) and before any token is issued or code or refresh token
+    # spent. A failed grant records nothing, so a caller without a good grant
+    # (e.g. the public client with a made-up code) cannot fill the replay cache;
+    # first_use is atomic, so one proof never gets two tokens.
+    try:
+        grant = await _grant_step(inline, server.validated_token_grant, oauth_request)
+    except OAuth2Error as error:
+        return _render(server.handle_error_response(oauth_request, error))
+    try:
+        await dpop.record(proof, context.dpop_replay, context.clock())
+    except InvalidDPoPProofError as exc:
+        return _refused_proof(exc)
+    return _render(await _grant_step(inline, server.issue_token_response, grant))
 
 
 @router.get("/.well-known/oauth-authorization-server", include_in_schema=False)

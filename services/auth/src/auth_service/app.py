@@ -94,12 +94,13 @@ def _wire(
         db=factory,
         tokens=AccessTokens(issuer=settings.issuer, keys=keys),
         sessions=sessions,
-        # The token endpoint records a proof's jti itself, after client authentication.
+        # The token endpoint records a proof's jti itself, once the grant is validated.
         dpop=DPoPProofValidator(
             replay_cache=dpop.RecordedLater(),
             algorithms=dpop.ALGORITHMS,
             max_age=dpop.MAX_AGE,
             leeway=dpop.LEEWAY,
+            origins=settings.origins,
         ),
         dpop_replay=replay_cache,
     )
@@ -155,7 +156,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # DPoP proof jtis (RFC 9449 §11.1) and failed-login counts: shared by all
         # replicas through Redis when there is one. Both fail closed: while Redis
-        # is down, proofs and logins are refused.
+        # is down, proofs and logins are refused. Without Redis, a full
+        # MemoryReplayCache (100,000 live jtis) refuses every new proof, so a
+        # jti goes in only with a validated grant (/token) or a valid access token.
         replay_store = (
             aioredis.Redis.from_url(
                 settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
@@ -166,11 +169,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replay_cache: ReplayCache = (
             RedisReplayCache(replay_store) if replay_store is not None else MemoryReplayCache()
         )
+        # Proofs name this server by the URLs it is given, never by a Host header (RFC 9449 §4.3).
         dpop_validator = DPoPProofValidator(
             replay_cache=replay_cache,
             algorithms=dpop.ALGORITHMS,
             max_age=dpop.MAX_AGE,
             leeway=dpop.LEEWAY,
+            origins=settings.origins,
         )
         login_limits = Limits(
             per_username=settings.login_max_failures,

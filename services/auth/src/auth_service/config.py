@@ -24,6 +24,19 @@ class Environment(StrEnum):
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
 
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # ValueError when out of range
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not (parts.query or parts.fragment or "@" in parts.netloc)
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUTH_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
@@ -36,6 +49,12 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8001", validation_alias=AliasChoices("HOPSHOP_ISSUER")
     )
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("HOPSHOP_REDIS_URL"))
+    # Where services reach this server when not at the issuer's URL (the same variable
+    # they read), and where browsers and clients outside their network do (docker
+    # compose's published port). With the issuer, the only names a DPoP proof's htu
+    # may use (RFC 9449 §4.3 point 9): never the Host header a request arrives with.
+    auth_url: str | None = Field(default=None, validation_alias=AliasChoices("HOPSHOP_AUTH_URL"))
+    public_url: str | None = None
     database_url: str = "sqlite:///var/auth.db"
     policy_file: Path = DEFAULT_POLICY_FILE
     # client id -> redirect URIs registered on top of the policy's (JSON), e.g. the
@@ -79,6 +98,14 @@ class Settings(BaseSettings):
         issuer = urlsplit(self.issuer)
         if not issuer.scheme or not issuer.netloc or issuer.query or issuer.fragment:
             raise ValueError("HOPSHOP_ISSUER must be an absolute URL without query or fragment")
+        for name, url in (
+            ("HOPSHOP_AUTH_URL", self.auth_url),
+            ("AUTH_PUBLIC_URL", self.public_url),
+        ):
+            if url is not None and not _is_http_url(url):
+                raise ValueError(
+                    f"{name} must be an absolute http(s) URL without query or fragment"
+                )
         if self.key_retention < self.user_token_ttl + 60:
             # A retired key must stay published for as long as its last token lives.
             raise ValueError("AUTH_KEY_RETENTION must exceed AUTH_USER_TOKEN_TTL by a minute")
@@ -106,3 +133,14 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where this server is reached: the origins a DPoP proof may name (RFC 9449 §4.3 point 9).
+
+        The issuer's, ``HOPSHOP_AUTH_URL``'s and ``AUTH_PUBLIC_URL``'s, as
+        ``scheme://host[:port]``: a proof names one of them and the path this
+        server receives (see ``oauth.dpop.checked_proof`` for the token endpoint).
+        """
+        urls = [urlsplit(url) for url in (self.issuer, self.auth_url, self.public_url) if url]
+        return tuple(dict.fromkeys(f"{url.scheme}://{url.netloc}" for url in urls))

@@ -78,6 +78,10 @@ def split(token: str) -> tuple[dict[str, Any], str]:
 def verify(token: str, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
     """Verify the ES256 signature and return the claims."""
     header_segment, payload_segment, signature_segment = token.split(".")
+    # Checked before the signing input is encoded: a non-ASCII character there
+    # would raise UnicodeEncodeError, not JWSError (a 500 at /token and /revoke).
+    if not (_SEGMENT.fullmatch(header_segment) and _SEGMENT.fullmatch(payload_segment)):
+        raise JWSError("malformed base64url segment")
     signature = b64url_decode(signature_segment)
     if len(signature) != _SIGNATURE_BYTES or b64url_encode(signature) != signature_segment:
         raise JWSError("malformed signature")

@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.readiness_checks = checks
             # DPoP (RFC 9449): every caller is a service (gateway), so only bound tokens
             # are accepted.
-            dpop_keys = dpop.install(app, settings, store, required=True)
+            dpop_keys = dpop.install(app, settings, store, required=True, origins=settings.origins)
             app.state.worker = None
             if settings.runs_worker:
                 app.state.worker = await _start_worker(

@@ -34,6 +34,11 @@ class Settings(CommonSettings):
     # How long the issuer's signing keys are cached before a routine refresh.
     jwks_ttl: float = Field(default=300.0, gt=0)
 
+    # This service's own base URL, as its callers are given it: DPoP proofs must name it
+    # (RFC 9449 §4.3 point 9), whatever Host header they arrive with.
+    billing_url: str = Field(
+        default="http://127.0.0.1:8004", validation_alias=AliasChoices("HOPSHOP_BILLING_URL")
+    )
     # Where the authoritative orders are (docs/internal-api.md: HOPSHOP_ORDER_URL).
     order_url: str = Field(
         default="http://127.0.0.1:8002", validation_alias=AliasChoices("HOPSHOP_ORDER_URL")
@@ -58,6 +63,11 @@ class Settings(CommonSettings):
     outbox_poll_interval: float = Field(default=0.5, gt=0)
     # Seconds a call to the order service may take.
     order_timeout: float = Field(default=5.0, gt=0)
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where callers reach this service: what a DPoP proof may name (RFC 9449 §4.3 point 9)."""
+        return (self.billing_url,)
 
     @property
     def runs_worker(self) -> bool:

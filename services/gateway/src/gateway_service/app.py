@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             # DPoP (RFC 9449): users' bearer tokens arrive here, so proofs are checked for
             # bound tokens only; every token the gateway obtains is bound to its key.
-            dpop_keys = dpop.install(app, settings, store, required=False)
+            dpop_keys = dpop.install(app, settings, store, required=False, origins=settings.origins)
             endpoint = TokenEndpoint(
                 token_url=settings.token_url,
                 client_id=settings.client_id,

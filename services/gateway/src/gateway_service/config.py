@@ -53,6 +53,9 @@ class Settings(CommonSettings):
     # login page). They differ from the internal URLs behind a proxy or in compose.
     public_url: str = "http://127.0.0.1:8000"
     public_issuer: str | None = None
+    # Where services and other clients inside the network reach the gateway. A DPoP
+    # proof (RFC 9449 §4.3 point 9) must name this or public_url, whatever its Host header.
+    gateway_url: str = _url("HOPSHOP_GATEWAY_URL", 8000)
 
     # How long the issuer's signing keys are cached before a routine refresh.
     jwks_ttl: float = Field(default=300.0, gt=0)
@@ -69,6 +72,11 @@ class Settings(CommonSettings):
     @property
     def token_url(self) -> str:
         return f"{(self.auth_url or self.issuer).rstrip('/')}/token"
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where clients reach the gateway: the URLs a DPoP proof may name."""
+        return tuple(dict.fromkeys((self.public_url, self.gateway_url)))
 
     @property
     def browser_issuer(self) -> str:

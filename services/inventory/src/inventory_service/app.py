@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.readiness_checks = checks
             # DPoP (RFC 9449): every caller is a service (order, its scheduler), so only
             # bound tokens are accepted. Inventory calls no one: its keys go unused.
-            dpop.install(app, settings, store, required=True)
+            dpop.install(app, settings, store, required=True, origins=settings.origins)
             log.info(
                 "inventory service ready",
                 extra={"issuer": settings.issuer, "env": settings.env.value},

@@ -2,13 +2,13 @@
 
 Env prefix ``INVENTORY_`` plus the common ``HOPSHOP_`` variables (DESIGN.md,
 Configuration): ``INVENTORY_DATABASE_URL``, ``INVENTORY_SEED_DEMO_PRODUCTS``,
-``INVENTORY_SEED_STOCK`` ...
+``INVENTORY_SEED_STOCK`` ... and its own base URL, ``HOPSHOP_INVENTORY_URL``.
 """
 
 from __future__ import annotations
 
 from hopkit.settings import CommonSettings
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 #: The audience id of this service: tokens must be addressed to it (``aud``).
@@ -21,6 +21,11 @@ class Settings(CommonSettings):
     )
 
     database_url: str = "sqlite:///var/inventory.db"
+    # This service's own base URL, as its callers are given it: DPoP proofs must name it
+    # (RFC 9449 §4.3 point 9), whatever Host header they arrive with.
+    inventory_url: str = Field(
+        default="http://127.0.0.1:8003", validation_alias=AliasChoices("HOPSHOP_INVENTORY_URL")
+    )
     auto_migrate: bool = True
     # Demo products at start-up; unset means "everywhere but production".
     seed_demo_products: bool | None = None
@@ -29,6 +34,11 @@ class Settings(CommonSettings):
     seed_stock: int | None = Field(default=None, gt=0)
     # How long the issuer's signing keys are cached before a routine refresh.
     jwks_ttl: float = Field(default=300.0, gt=0)
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where callers reach this service: what a DPoP proof may name (RFC 9449 §4.3 point 9)."""
+        return (self.inventory_url,)
 
     @property
     def should_seed(self) -> bool:

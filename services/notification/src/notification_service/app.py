@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             # DPoP (RFC 9449): every caller is a service (gateway, with users' exchanged
             # tokens or its own), so only bound tokens are accepted.
-            dpop_keys = dpop.install(app, settings, store, required=True)
+            dpop_keys = dpop.install(app, settings, store, required=True, origins=settings.origins)
             app.state.worker = None
             if settings.worker_enabled and settings.kafka_bootstrap:
                 app.state.worker = await _start_worker(

@@ -44,6 +44,11 @@ class Settings(CommonSettings):
     auto_migrate: bool = True
     # How long the issuer's signing keys are cached before a routine refresh.
     jwks_ttl: float = Field(default=300.0, gt=0)
+    # This service's own base URL, as its callers are given it: DPoP proofs must name it
+    # (RFC 9449 §4.3 point 9), whatever Host header they arrive with.
+    notification_url: str = Field(
+        default="http://127.0.0.1:8005", validation_alias=AliasChoices("HOPSHOP_NOTIFICATION_URL")
+    )
     # Base URL of the auth service; unset means the issuer's URL.
     auth_url: str | None = Field(default=None, validation_alias=AliasChoices("HOPSHOP_AUTH_URL"))
     # Where the worker checks what an event claims before it tells anyone (order.*, payment.*).
@@ -74,6 +79,11 @@ class Settings(CommonSettings):
     # Seconds a contact the directory found is reused (notification_service.contacts):
     # a changed email reaches notifications within this. 0 asks the directory every time.
     contact_ttl: float = Field(default=60.0, ge=0, le=3600)
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where callers reach this service: what a DPoP proof may name (RFC 9449 §4.3 point 9)."""
+        return (self.notification_url,)
 
     @property
     def auth_base_url(self) -> str:

@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.warning("HOPSHOP_REDIS_URL is not set: revoked sessions are not refused")
 
             # DPoP (RFC 9449): every caller is a service, so only bound tokens are accepted.
-            dpop_keys = dpop.install(app, settings, store, required=True)
+            dpop_keys = dpop.install(app, settings, store, required=True, origins=settings.origins)
             # Sending side: one token endpoint client (and DPoP key) per identity this
             # process acts as.
             order_endpoint = TokenEndpoint(

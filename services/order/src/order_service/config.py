@@ -2,9 +2,9 @@
 
 Env prefix ``ORDER_`` plus the common ``HOPSHOP_`` variables (DESIGN.md,
 Configuration): ``ORDER_DATABASE_URL``, ``ORDER_PAYMENT_TIMEOUT``,
-``ORDER_CLIENT_SECRET`` ... and the neighbours' base URLs
-(``HOPSHOP_INVENTORY_URL``, ``HOPSHOP_BILLING_URL``, ``HOPSHOP_AUTH_URL``) that the
-stack sets.
+``ORDER_CLIENT_SECRET`` ... and the base URLs that the stack sets: its own
+(``HOPSHOP_ORDER_URL``) and the neighbours' (``HOPSHOP_INVENTORY_URL``,
+``HOPSHOP_BILLING_URL``, ``HOPSHOP_AUTH_URL``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ class Settings(CommonSettings):
     # How long the issuer's signing keys are cached before a routine refresh.
     jwks_ttl: float = Field(default=300.0, gt=0)
 
+    # This service's own base URL, as its callers are given it: DPoP proofs must name it
+    # (RFC 9449 §4.3 point 9), whatever Host header they arrive with.
+    order_url: str = Field(
+        default="http://127.0.0.1:8002", validation_alias=AliasChoices("HOPSHOP_ORDER_URL")
+    )
     # Where the neighbours are (set by the stack for every started service).
     inventory_url: str = Field(
         default="http://127.0.0.1:8003", validation_alias=AliasChoices("HOPSHOP_INVENTORY_URL")
@@ -88,6 +93,11 @@ class Settings(CommonSettings):
                         "the demo realm's client secrets are public"
                     )
         return self
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where callers reach this service: what a DPoP proof may name (RFC 9449 §4.3 point 9)."""
+        return (self.order_url,)
 
     @property
     def order_secret(self) -> str:

@@ -14,7 +14,12 @@ Challenges follow RFC 6750 §3 (``WWW-Authenticate: Bearer ...``); bodies are
 RFC 9457 problem details (``application/problem+json``).
 
 DPoP (RFC 9449 §7) has one switch, ``app.state.hopauth_dpop``: a
-:class:`~hopauth.rfc9449.DPoPProofValidator`, or None (absent) for off.
+:class:`~hopauth.rfc9449.DPoPProofValidator` with the service's public
+``origins``, or None (absent) for off::
+
+    app.state.hopauth_dpop = DPoPProofValidator(
+        replay_cache=RedisReplayCache(store), origins=["https://orders.example"]
+    )
 
 * A DPoP-bound token (``cnf.jkt``) is accepted only as ``Authorization: DPoP``
   with exactly one valid ``DPoP`` proof for this method and URL, signed by its
@@ -26,10 +31,13 @@ DPoP (RFC 9449 §7) has one switch, ``app.state.hopauth_dpop``: a
   tokens: for internal services whose callers all hold keys. Leave it off
   where browsers' bearer tokens arrive.
 
-The URL in the proof is compared with the URL of the request as received
-(scheme, ``Host`` header, and the path as sent, percent-encoding intact):
-behind a proxy that rewrites them, let uvicorn apply the forwarded headers
-(``--proxy-headers``) so the service sees the URL the client called.
+The URL in the proof (``htu``) must be one of those origins followed by the
+path of the request as sent, percent-encoding intact (RFC 9449 §4.3 point 9).
+The ``Host`` header plays no part: the client chooses it, so trusting it
+would let a proof made for another server be replayed here (§11.1). A
+validator without origins is a wiring mistake, refused like a missing
+``hopauth_validator`` (a ``RuntimeError``, so a 500): the adapter has no
+trustworthy URL to compare with, and guessing one would fail open.
 """
 
 from __future__ import annotations
@@ -136,8 +144,16 @@ def _validator(request: Request) -> AccessTokenValidator:
 def _dpop(request: Request) -> DPoPProofValidator | None:
     """The app's DPoP switch: ``app.state.hopauth_dpop`` (None or absent: DPoP off)."""
     validator = getattr(request.app.state, "hopauth_dpop", None)
-    if validator is not None and not isinstance(validator, DPoPProofValidator):
+    if validator is None:
+        return None
+    if not isinstance(validator, DPoPProofValidator):
         raise RuntimeError("app.state.hopauth_dpop must be a DPoPProofValidator or None")
+    if not validator.origins:
+        # Fail closed: without them the only URL at hand is the client's Host header.
+        raise RuntimeError(
+            "app.state.hopauth_dpop has no origins: create it with "
+            "DPoPProofValidator(..., origins=[<where clients reach this service>])"
+        )
     return validator
 
 
@@ -239,20 +255,22 @@ async def bearer_token(request: Request) -> str:
     return _read_token(request, realm, _dpop(request))[1]
 
 
-def _request_uri(request: Request) -> str:
-    """The URI of the request as received, for the ``htu`` check (RFC 9449 §4.3 point 9).
+def _request_uri(request: Request, origin: str) -> str:
+    """``origin`` plus the path as sent, for the ``htu`` check (RFC 9449 §4.3 point 9).
 
-    ``request.url`` carries the percent-decoded path, so a proof for
-    ``/things/a%2Fb`` would be compared with ``/things/a/b`` and never match:
-    the ASGI ``raw_path`` keeps the path as sent. The validator normalizes
-    both sides (RFC 3986 §6.2.2); query and fragment are ignored.
+    The validator compares the proof with each of its origins and this path;
+    the request's own scheme and ``Host`` are never used. ``request.url``
+    carries the percent-decoded path, so a proof for ``/things/a%2Fb`` would
+    be compared with ``/things/a/b`` and never match: the ASGI ``raw_path``
+    keeps the path as sent. The validator normalizes both sides (RFC 3986
+    §6.2.2); query and fragment are ignored.
     """
     raw_path = request.scope.get("raw_path")
     if not isinstance(raw_path, bytes) or not raw_path.startswith(b"/"):
-        return str(request.url)  # raw_path is optional in ASGI
+        # raw_path is optional in ASGI. Not request.url: it is built from the Host header.
+        return origin + str(request.scope["path"])
     # The request target is ASCII (RFC 9112 §3.2); latin-1 cannot fail on stray bytes.
-    path = raw_path.decode("latin-1").split("?", 1)[0]
-    return f"{request.url.scheme}://{request.url.netloc}{path}"
+    return origin + raw_path.decode("latin-1").split("?", 1)[0]
 
 
 async def _check_binding(
@@ -303,7 +321,7 @@ async def _check_binding(
         await dpop.validate(
             proofs[0],
             method=request.method,
-            url=_request_uri(request),
+            url=_request_uri(request, dpop.origins[0]),
             access_token=token,
             jkt=jkt,
         )

@@ -402,6 +402,14 @@ class DPoPProofValidator:
     anyway. Server-issued nonces (§8, §9) are not required: a proof's
     ``nonce`` is ignored. Every refusal raises
     :class:`~hopauth.errors.InvalidDPoPProofError` with a short ``reason``.
+
+    ``origins`` are where this server is reached, each ``scheme://host[:port]``
+    (RFC 6454 §4; no path, query, fragment or userinfo): the only origins a
+    proof's ``htu`` may name (§4.3 point 9). With them, :meth:`validate` takes
+    just the path from ``url``, so a ``Host`` header chosen by the client
+    cannot make a proof made for another server pass here (§11.1). The
+    FastAPI adapter refuses a validator without them. Raises ``ValueError``
+    for an origin that is not one.
     """
 
     def __init__(
@@ -413,9 +421,10 @@ class DPoPProofValidator:
         leeway: float = 5.0,
         clock: Callable[[], float] = time.time,
         max_proof_bytes: int = 4096,
+        origins: Sequence[str] = (),
     ) -> None:
-        if isinstance(algorithms, str):
-            raise TypeError("algorithms must be a sequence of names, not a string")
+        if isinstance(algorithms, str) or isinstance(origins, str):
+            raise TypeError("algorithms and origins must be sequences, not a string")
         if not algorithms:
             raise ValueError("algorithms must name at least one algorithm")
         available = get_default_algorithms()
@@ -436,6 +445,7 @@ class DPoPProofValidator:
         self._leeway = leeway
         self._clock = clock
         self._max_proof_bytes = max_proof_bytes
+        self._origins = tuple(dict.fromkeys(_origin(origin) for origin in origins))
         # header segment -> (verifier, thumbprint, public key) of headers that passed
         self._headers: dict[str, tuple[Algorithm, str, Any]] = {}
 
@@ -444,10 +454,16 @@ class DPoPProofValidator:
         """The allowed ``alg`` values, for ``algs`` in a challenge (§7.1) and in metadata (§5.1)."""
         return tuple(self._verifiers)
 
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where this server is reached (normalized ``scheme://host[:port]``); may be empty."""
+        return self._origins
+
     def __repr__(self) -> str:
         return (
             f"DPoPProofValidator(algorithms={list(self._verifiers)!r}, max_age={self._max_age}, "
-            f"leeway={self._leeway}, replay_cache={self._replay_cache!r})"
+            f"leeway={self._leeway}, origins={list(self._origins)!r}, "
+            f"replay_cache={self._replay_cache!r})"
         )
 
     async def validate(
@@ -463,12 +479,16 @@ class DPoPProofValidator:
         """Check one proof for the request ``method url`` (RFC 9449 §4.3).
 
         ``proof`` is the single ``DPoP`` header value: more than one header is
-        for the caller to refuse (point 1). ``url`` is the URI of the request
-        as received, percent-encoding as sent (point 9). ``published_url`` is
-        the URL the server advertises for this endpoint (e.g. ``token_endpoint``
-        in RFC 8414 metadata), which clients are told to call: an ``htu``
-        naming it is accepted too, for when a proxy changes the URL the server
-        sees. With ``access_token`` (a request to a resource server, §7.1) the
+        for the caller to refuse (point 1). ``url`` is the URI of the request,
+        percent-encoding as sent (point 9). With :attr:`origins`, only its path
+        counts: ``htu`` must be one of the origins followed by that path.
+        Without them, ``url`` is compared as given, so build it from
+        configuration: a scheme and host taken from the request (the ``Host``
+        header) are whatever the client sent, and would let a proof made for
+        another server pass (§11.1). ``published_url`` is the URL the server
+        advertises for this endpoint (e.g. ``token_endpoint`` in RFC 8414
+        metadata), which clients are told to call: an ``htu`` naming it is
+        accepted too. With ``access_token`` (a request to a resource server, §7.1) the
         proof must carry its ``ath``; with ``jkt`` (the token's ``cnf.jkt``) it
         must be signed by that key. Cheap checks come first; the ``jti`` is
         recorded only for a proof that passed all the others.
@@ -499,7 +519,8 @@ class DPoPProofValidator:
             raise InvalidDPoPProofError("htm does not match the request method")
         htu = claims.get("htu")
         if not isinstance(htu, str) or not (
-            _same_url(htu, url) or (published_url is not None and _same_url(htu, published_url))
+            self._names_request(htu, url)
+            or (published_url is not None and _same_url(htu, published_url))
         ):
             raise InvalidDPoPProofError("htu does not match the request URL")
         iat = claims.get("iat")
@@ -533,6 +554,17 @@ class DPoPProofValidator:
         if not await self._replay_cache.first_use(jti, max(remaining, 1.0)):
             raise InvalidDPoPProofError("proof replayed (jti already used)")
         return DPoPProof(jkt=thumbprint, jti=jti, htm=htm, htu=htu, iat=int(iat))
+
+    def _names_request(self, htu: str, url: str) -> bool:
+        """Point 9: ``htu`` is ``url``, or with origins, one of them plus ``url``'s path."""
+        if not self._origins:
+            return _same_url(htu, url)
+        try:
+            htu_origin, htu_path = _split_origin(_normalized(htu))
+            path = _split_origin(_normalized(url))[1]
+        except ValueError:
+            return False
+        return htu_path == path and htu_origin in self._origins
 
     def _check_header(self, segment: str) -> tuple[Algorithm, str, Any]:
         """The verifier, key thumbprint and key of an acceptable proof header (§4.3 points 4-7)."""
@@ -579,6 +611,24 @@ def _same_url(htu: str, url: str) -> bool:
 
 #: A service sees the same few URLs over and over.
 _normalized = functools.lru_cache(maxsize=1024)(normalize_htu)
+
+
+def _split_origin(normalized: str) -> tuple[str, str]:
+    """``("scheme://authority", "/path")`` of a :func:`normalize_htu` result."""
+    slash = normalized.index("/", normalized.index("://") + 3)
+    return normalized[:slash], normalized[slash:]
+
+
+def _origin(origin: str) -> str:
+    """A configured origin (RFC 6454 §4), normalized as ``htu`` is; ``ValueError`` otherwise."""
+    try:
+        normalized = normalize_htu(origin)
+        path = urlsplit(origin).path
+    except ValueError:
+        normalized, path = "", ""
+    if not normalized or path not in ("", "/") or any(char in origin for char in "?#@"):
+        raise ValueError(f"not an origin (http(s)://host[:port], nothing after it): {origin!r}")
+    return normalized.removesuffix("/")
 
 
 def _decoded_object(segment: str, what: str) -> dict[str, Any]:

@@ -12,5 +12,6 @@ mode), ``dpop`` (hopauth's DPoP sides switched on from ``HOPSHOP_DPOP``: the one
 module that imports hopauth), ``outgoing`` (the HTTP client every service
 calls others with), ``bodylimit`` (request bodies capped before they are read),
 ``text`` (text shown to people: no hidden or reordering characters),
+``redact`` (token-shaped text in a logged path or an echoed key: ``[redacted]``),
 ``testing`` (real servers from wheels for integration tests).
 """

@@ -10,10 +10,9 @@ bytes actually received (a chunked body declares none). Not FastAPI's own
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .problems import problem_response
+from .problems import Problem, RaisedProblem
 
 TITLE = "Content Too Large"
 #: The cap for the internal services. Their largest legitimate bodies are a few kB
@@ -36,8 +35,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            response = problem_response(413, TITLE, self._detail())
-            await response(scope, receive, send)
+            await self._problem().response()(scope, receive, send)
             return
         received = 0
 
@@ -47,12 +45,13 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    # FastAPI passes an HTTPException raised while reading the body on
-                    # to the app's handlers (hopkit.problems: a problem+json 413).
-                    raise HTTPException(413, TITLE)
+                    # FastAPI passes only an HTTPException raised while reading the body
+                    # on to the app's handlers: RaisedProblem is one, rendered as this 413.
+                    raise RaisedProblem(self._problem())
             return message
 
         await self.app(scope, limited_receive, send)
 
-    def _detail(self) -> str:
-        return f"the request body is larger than {self.max_bytes} bytes"
+    def _problem(self) -> Problem:
+        """The same 413, declared length or counted bytes."""
+        return Problem(413, TITLE, f"the request body is larger than {self.max_bytes} bytes")

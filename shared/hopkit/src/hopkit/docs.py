@@ -5,11 +5,16 @@ so at an offline workshop the page is blank. Here the same page
 (``get_swagger_ui_html``, with the app's title, ``swagger_ui_parameters`` and
 ``swagger_ui_init_oauth``) points at Swagger UI's dist files shipped in the
 ``swagger-ui-bundle-v2`` wheel (Swagger UI 5: it renders the OpenAPI 3.1
-documents FastAPI emits), mounted under ``/docs/assets``. ReDoc is a CDN
-script too: the services turn it off (``redoc_url=None``).
+documents FastAPI emits), under ``/docs/assets``. Only the files the page loads
+are served there: the wheel's folder also holds source maps, a demo page and
+other bundles nobody asked to publish. ReDoc is a CDN script too: the services
+turn it off (``redoc_url=None``).
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -21,6 +26,35 @@ __all__ = ["install_docs"]
 
 DOCS_URL = "/docs"
 ASSETS_URL = "/docs/assets"
+
+# What the page loads (the OAuth 2 redirect page is inline HTML, it loads nothing).
+SCRIPT = "swagger-ui-bundle.js"
+STYLESHEET = "swagger-ui.css"
+FAVICON = "favicon-32x32.png"
+ASSETS = (SCRIPT, STYLESHEET, FAVICON)
+
+
+class _Listed(StaticFiles):
+    """StaticFiles that serves only the named files of its directory; the rest is a 404.
+
+    Keeps StaticFiles' responses (content type, ETag, Last-Modified, 304, ranges).
+    The name checked is the path after StaticFiles removed ``.`` and ``..``, so a
+    traversal can reach only a listed file.
+    """
+
+    def __init__(self, directory: str, names: Iterable[str]) -> None:
+        super().__init__(directory=directory)
+        self.names = frozenset(names)
+        lost = sorted(
+            name for name in self.names if not os.path.isfile(os.path.join(directory, name))
+        )
+        if lost:
+            raise RuntimeError(f"Swagger UI files missing from {directory}: {', '.join(lost)}")
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if path not in self.names:
+            return "", None
+        return super().lookup_path(path)
 
 
 def install_docs(app: FastAPI) -> None:
@@ -36,8 +70,8 @@ def install_docs(app: FastAPI) -> None:
     if app.openapi_url is None:
         return
     openapi_url = app.openapi_url
-    # check_dir (the default) fails here, at start-up, if the package lost its files.
-    app.mount(ASSETS_URL, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    # Fails here, at start-up, if the package lost its files.
+    app.mount(ASSETS_URL, _Listed(str(swagger_ui_path), ASSETS), name="docs-assets")
 
     async def swagger_ui_html(request: Request) -> HTMLResponse:
         # Relative to root_path, as FastAPI does, so the page works behind a path prefix.
@@ -46,9 +80,9 @@ def install_docs(app: FastAPI) -> None:
         return get_swagger_ui_html(
             openapi_url=root + openapi_url,
             title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon-32x32.png",
+            swagger_js_url=f"{root}{ASSETS_URL}/{SCRIPT}",
+            swagger_css_url=f"{root}{ASSETS_URL}/{STYLESHEET}",
+            swagger_favicon_url=f"{root}{ASSETS_URL}/{FAVICON}",
             oauth2_redirect_url=root + redirect if redirect else None,
             init_oauth=app.swagger_ui_init_oauth,
             swagger_ui_parameters=app.swagger_ui_parameters,

@@ -12,6 +12,9 @@ whether they are on, and wires them the same way in every service:
   :class:`~hopauth.DPoPProofValidator` whose proof ``jti`` values are
   remembered in Redis, shared by replicas, §11.1) and
   ``app.state.hopauth_require_dpop`` for :class:`hopauth.fastapi.Requires`.
+  A proof's ``htu`` must name one of the service's own URLs (its
+  ``HOPSHOP_<NAME>_URL``, the URL its callers are given), never the ``Host``
+  header the caller sent (§4.3 point 9).
 
 Keys are generated at start-up and never leave the process: a restarted
 process gets new tokens for its new key, which costs one token request each.
@@ -20,6 +23,7 @@ process gets new tokens for its new key, which costs one token request each.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import redis.asyncio as redis
 from fastapi import FastAPI
@@ -69,7 +73,12 @@ class ClientKeys:
 
 
 def install(
-    app: FastAPI, settings: CommonSettings, store: redis.Redis | None, *, required: bool
+    app: FastAPI,
+    settings: CommonSettings,
+    store: redis.Redis | None,
+    *,
+    required: bool,
+    origins: Sequence[str],
 ) -> ClientKeys:
     """DPoP on ``app``'s receiving side, and the keys for its sending side.
 
@@ -77,9 +86,12 @@ def install(
     exists. With DPoP on, proofs are checked on every request carrying a
     bound token (RFC 9449 §7.1); ``required`` also refuses unbound tokens
     (services whose callers are all services), not where users' bearer tokens
-    arrive (the gateway). With DPoP off, ``app.state.hopauth_dpop`` is None and
-    a bound token is refused outright (hopauth never accepts one as bearer).
-    The keys are on ``app.state.dpop_keys`` too.
+    arrive (the gateway). ``origins`` are the base URLs callers reach this
+    service at (``http://order:8002``, no path): a proof must name one of them
+    (§4.3 point 9); none, or one that is not an origin, is a ``ValueError``. With
+    DPoP off, ``app.state.hopauth_dpop`` is None and a bound token is refused
+    outright (hopauth never accepts one as bearer). The keys are on
+    ``app.state.dpop_keys`` too.
     """
     keys = ClientKeys(settings.dpop_enabled)
     app.state.dpop_keys = keys
@@ -88,6 +100,9 @@ def install(
         app.state.hopauth_require_dpop = False
         log.info("DPoP off: tokens are bearer tokens")
         return keys
+    if not origins:
+        # Fail at start-up, not on the first bound token (hopauth refuses such a validator).
+        raise ValueError("DPoP is on, but this service was given no URL of its own to check proofs")
     replay_cache: ReplayCache
     if store is not None:
         # Shared by replicas, fails closed: a proof replayed at another replica is refused.
@@ -96,10 +111,12 @@ def install(
         replay_cache = MemoryReplayCache()
         if settings.is_production:
             log.warning("HOPSHOP_REDIS_URL is not set: DPoP replays are caught per process only")
-    app.state.hopauth_dpop = DPoPProofValidator(replay_cache=replay_cache)
+    validator = DPoPProofValidator(replay_cache=replay_cache, origins=origins)
+    app.state.hopauth_dpop = validator
     app.state.hopauth_require_dpop = required
     log.info(
-        "DPoP on: tokens bound to this process's keys; proofs %s",
+        "DPoP on: tokens bound to this process's keys; proofs %s, for %s",
         "required on every request" if required else "checked for bound tokens",
+        " ".join(validator.origins),
     )
     return keys

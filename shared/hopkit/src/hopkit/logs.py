@@ -2,7 +2,10 @@
 
 Tokens are never logged: code logs ``jti``, ``sub``, ``client_id`` and the
 ``act`` chain at most. Authlib logs issued tokens at DEBUG, so its logger is
-pinned to INFO whatever the root level is.
+pinned to INFO whatever the root level is. What a caller sent can still reach
+a line (the access line's path, a message's arguments), so the formatter passes
+the message and every text field through :func:`hopkit.redact.redact_credentials`:
+a token pasted into a URL path is logged as ``[redacted]``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import orjson
 
 from .context import current
+from .redact import redact_credentials
 
 _annotations: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "log_annotations", default=None
@@ -62,7 +66,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self._service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact_credentials(record.getMessage()),
         }
         context = current()
         if context is not None:
@@ -70,7 +74,7 @@ class JsonFormatter(logging.Formatter):
             entry["trace_id"] = context.trace_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = redact_credentials(value) if isinstance(value, str) else value
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type only: messages and tracebacks can carry request data.
             entry["exc_type"] = record.exc_info[0].__name__

@@ -1,4 +1,10 @@
-"""RFC 9457 problem details for the services' APIs: every error, never a trace."""
+"""RFC 9457 problem details for the services' APIs: every error, never a trace.
+
+A 422 lists where the request was wrong (``loc``) and why (``msg``), never the
+value it had (pydantic's ``input``); a key the caller chose is in ``loc``, so
+anything shaped like a token there is ``[redacted]`` (:mod:`hopkit.redact`).
+A JSON body sent as another media type is a 415, not a 422.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
+from .redact import redact_credentials
+
 PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
 log = logging.getLogger(__name__)
 
 
@@ -56,7 +65,22 @@ class Problem(Exception):
         )
 
 
+class RaisedProblem(HTTPException):
+    """A :class:`Problem` raised where only an ``HTTPException`` gets through.
+
+    FastAPI turns any other exception raised while it reads a request body into
+    its own 400, so code that runs inside ``receive()`` (hopkit.bodylimit) raises
+    this; it is rendered as the problem it carries, detail included.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.status, problem.title)
+        self.problem = problem
+
+
 async def _problem(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RaisedProblem):
+        exc = exc.problem
     assert isinstance(exc, Problem)
     return exc.response()
 
@@ -66,10 +90,33 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
+def _not_json(exc: RequestValidationError) -> bool:
+    """Whether a route that takes a JSON body got one of another media type.
+
+    FastAPI parses a body as JSON only when its ``Content-Type`` is
+    ``application/json`` or ``application/*+json`` (none at all is not enough);
+    otherwise the route's body model is handed the raw bytes, and fails.
+    """
+    return isinstance(exc.body, bytes) and any(
+        error.get("loc", ())[:1] == ("body",) for error in exc.errors()
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if _not_json(exc):
+        # RFC 9110 §15.5.16: 415, with Accept naming what would have been taken.
+        return problem_response(
+            415,
+            "Unsupported Media Type",
+            f"Content-Type must be {JSON}.",
+            headers={"Accept": JSON},
+        )
     errors = [
-        {"loc": [str(part) for part in error.get("loc", ())], "msg": error.get("msg", "")}
+        {
+            "loc": [redact_credentials(str(part)) for part in error.get("loc", ())],
+            "msg": redact_credentials(str(error.get("msg", ""))),
+        }
         for error in exc.errors()
     ]
     return problem_response(422, "Unprocessable Content", "The request is invalid.", errors=errors)
@@ -82,6 +129,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _problem)
+    # Found before any HTTPException handler: the lookup follows the exception's MRO.
+    app.add_exception_handler(RaisedProblem, _problem)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

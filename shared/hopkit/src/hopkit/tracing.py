@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import context as _context
 from .context import TraceContext
 from .logs import access_logger, begin_annotations, end_annotations
+from .redact import redact_credentials
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _INVALID_TRACE = "0" * 32
@@ -56,8 +57,15 @@ def _usable_request_id(value: str | None) -> str | None:
 
     Printable ASCII only (RFC 9110 §5.5 field values are ASCII in practice): httpx
     refuses to send anything else, so a hostile id would fail every downstream call.
+    Nothing shaped like a token either: the id is on every log line of the request.
     """
-    if value and len(value) <= 64 and value.isascii() and value.isprintable():
+    if (
+        value
+        and len(value) <= 64
+        and value.isascii()
+        and value.isprintable()
+        and redact_credentials(value) == value
+    ):
         return value
     return None
 
@@ -106,9 +114,11 @@ def _principal(scope: Scope) -> object | None:
 class TracingMiddleware:
     """Pure ASGI: request id and trace context in, request id out, one log line per request.
 
-    The line carries whatever the request's code added with
-    :func:`hopkit.logs.annotate`; a request with annotations is logged even
-    when the plain access log is off, so an audit trail never is. When the
+    The line has the path, with anything shaped like a token in it replaced by
+    ``[redacted]`` (:mod:`hopkit.redact`), and never the query string. It carries
+    whatever the request's code added with :func:`hopkit.logs.annotate`; a
+    request with annotations is logged even when the plain access log is off,
+    so an audit trail never is. When the
     request was authenticated (a principal on ``request.state``), the line also
     carries the token's claims as ``token`` (see :func:`token_summary`).
     """
@@ -152,7 +162,7 @@ class TracingMiddleware:
             if self.access_log or annotations:
                 extra: dict[str, Any] = {
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": redact_credentials(scope["path"]),
                     "status": status,
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                     **annotations,

@@ -3,6 +3,11 @@
 A code works once. A second use is refused and the login session made from
 it is revoked, which kills every token issued from the code (RFC 6749 §4.1.2,
 RFC 9700 §4.5).
+
+Validating the request only reads the code; it is claimed (atomically, once)
+as the tokens are issued. Between the two the token endpoint records the
+request's DPoP proof (RFC 9449 §11.1, :mod:`.dpop`), so a request refused for
+its proof, or for a wrong ``code_verifier``, leaves the code for its client.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from .. import repository
@@ -24,8 +29,9 @@ from .server import HopAuthorizationServer
 
 @dataclass(frozen=True, slots=True)
 class CodeRecord:
-    """A claimed authorization code, as Authlib's AuthorizationCodeMixin wants it."""
+    """An authorization code, as Authlib's AuthorizationCodeMixin wants it."""
 
+    code_sha256: str
     client_id: str
     user_id: str
     sid: str
@@ -116,15 +122,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             )
 
     def query_authorization_code(self, code: str, client: RegisteredClient) -> CodeRecord | None:
+        """The code, if this client may redeem it now; read only.
+
+        :meth:`create_token_response` claims it. A code already used is a
+        replay: its login session is revoked.
+        """
         context = self.server.context
         now = context.now()
-        digest = hash_secret(code)
         with transaction(context.db) as session:
-            row = repository.authorization_code(session, digest)
+            row = repository.authorization_code(session, hash_secret(code))
             if row is None or row.client_id != client.client_id:
                 return None
-            claimed = repository.claim_authorization_code(session, digest, now)
             record = CodeRecord(
+                code_sha256=row.code_sha256,
                 client_id=row.client_id,
                 user_id=row.user_id,
                 sid=row.sid,
@@ -133,13 +143,25 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
                 code_challenge=row.code_challenge,
                 code_challenge_method=row.code_challenge_method,
             )
+            used = row.used_at is not None
             expired = row.expires_at <= now
-        if not claimed:
+        if used:
             context.sessions.revoke(record.sid, "authorization_code_replay")
             return None
         if expired:
             return None
         return record
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """Claim the code, then issue (RFC 6749 §4.1.4); a lost race is a replay (§4.1.2)."""
+        code: CodeRecord = self.request.authorization_code
+        context = self.server.context
+        with transaction(context.db) as session:
+            claimed = repository.claim_authorization_code(session, code.code_sha256, context.now())
+        if not claimed:
+            context.sessions.revoke(code.sid, "authorization_code_replay")
+            raise InvalidGrantError("Invalid 'code' in request.")
+        return super().create_token_response()  # type: ignore[no-any-return]
 
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
         # Nothing to do: the code was marked used atomically when it was claimed.

@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 
@@ -32,7 +32,9 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     if not colon or not client_id:
         raise InvalidClientError(status_code=401, description="Malformed Basic credentials.")
     try:
-        return unquote(client_id, errors="strict"), unquote(secret, errors="strict")
+        # RFC 6749 §2.3.1: both are form-urlencoded (Appendix B) before Basic encoding,
+        # so "+" is a space, as hopauth's TokenClient sends it (quote_plus).
+        return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
     except UnicodeDecodeError:
         raise InvalidClientError(
             status_code=401, description="Malformed Basic credentials."

@@ -7,6 +7,11 @@ is revoked (RFC 9700 §4.14.2).
 A DPoP-bound refresh token (a public client's, RFC 9449 §5) is only good with
 a proof of its key; without one it is refused as invalid before it is spent,
 so a thief holding only the token can neither use it nor burn the family.
+
+Validating the request only reads the token; it is spent (atomically, once)
+as the new tokens are issued. Between the two the token endpoint records the
+request's DPoP proof (RFC 9449 §11.1, :mod:`.dpop`), so a request refused for
+its proof leaves the token usable.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, grants
 
 from .. import repository
 from ..db import transaction
@@ -28,6 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RefreshRecord:
+    token_sha256: str
     client_id: str
     user_id: str
     sid: str
@@ -46,6 +52,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     server: HopAuthorizationServer
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
+        """The token, if it can be used now; read only.
+
+        :meth:`create_token_response` spends it. A spent token is a copy: its
+        family (login session) is revoked.
+        """
         context = self.server.context
         now = context.now()
         digest = hash_secret(refresh_token)
@@ -56,15 +67,30 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             if row.dpop_jkt is not None and row.dpop_jkt != self.request.dpop_jkt:
                 log.info("DPoP-bound refresh token without its key's proof", extra={"sid": row.sid})
                 return None
-            claimed = repository.claim_refresh_token(session, digest, now)
             record = RefreshRecord(
-                client_id=row.client_id, user_id=row.user_id, sid=row.sid, scope=row.scope
+                token_sha256=digest,
+                client_id=row.client_id,
+                user_id=row.user_id,
+                sid=row.sid,
+                scope=row.scope,
             )
+            spent = row.used_at is not None
             usable = row.expires_at > now and repository.session_is_active(session, row.sid, now)
-        if not claimed:
+        if spent:
             context.sessions.revoke(record.sid, "refresh_token_reuse")
             return None
         return record if usable else None
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """Spend the token, then issue (RFC 6749 §6); a lost race is a reuse (RFC 9700 §4.14.2)."""
+        record: RefreshRecord = self.request.refresh_token
+        context = self.server.context
+        with transaction(context.db) as session:
+            claimed = repository.claim_refresh_token(session, record.token_sha256, context.now())
+        if not claimed:
+            context.sessions.revoke(record.sid, "refresh_token_reuse")
+            raise InvalidGrantError()
+        return super().create_token_response()  # type: ignore[no-any-return]
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> User | None:
         with transaction(self.server.context.db) as session:

@@ -52,9 +52,6 @@ class ParsedRequest(OAuth2Request):  # type: ignore[misc]
         # RFC 9449 §5: thumbprint of the key of a valid DPoP proof sent with a
         # token request (set by the web layer); tokens issued are bound to it.
         self.dpop_jkt: str | None = None
-        # ((endpoint, auth methods), client) once the server authenticated the client
-        # ahead of the grant (HopAuthorizationServer.authenticate_token_client).
-        self.authenticated_client: tuple[tuple[str, tuple[str, ...]], Any] | None = None
 
     @property
     def args(self) -> dict[str, str]:

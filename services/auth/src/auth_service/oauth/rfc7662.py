@@ -64,6 +64,9 @@ class IntrospectionEndpoint(rfc7662.IntrospectionEndpoint):  # type: ignore[misc
             claims = context.tokens.verify(token)
         except TokenVerificationError:
             return None
+        if claims["exp"] <= context.now():
+            # verify() allows clock-skew leeway past exp; RFC 7662 §2.2: expired is not active.
+            return INACTIVE
         if claims.get("client_id") != client.client_id and client.client_id not in audiences(
             claims
         ):

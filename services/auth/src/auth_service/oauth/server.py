@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (
@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 Response = tuple[int, Any, list[tuple[str, str]]]
 
 
+class TokenGrant(Protocol):
+    """What :class:`HopAuthorizationServer` uses of an Authlib token endpoint grant."""
+
+    request: ParsedRequest
+
+    def validate_token_request(self) -> None: ...
+
+    def create_token_response(self) -> Response: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ServerContext:
     """What grants and endpoints need, in one place."""
@@ -46,7 +56,7 @@ class ServerContext:
     sessions: SessionRevoker
     #: Checks DPoP proofs sent to the token endpoint (RFC 9449 §5); records no jti.
     dpop: DPoPProofValidator
-    #: Where their jti are recorded, once the client is authenticated (RFC 9449 §11.1).
+    #: Where their jti are recorded, once the grant is validated (RFC 9449 §11.1).
     dpop_replay: ReplayCache
     clock: Callable[[], float] = time.time
 
@@ -64,38 +74,40 @@ class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
         check_single_auth_method(request)
-        done = getattr(request, "authenticated_client", None)
-        if done is not None and done[0] == (endpoint, tuple(methods)):
-            # authenticate_token_client() already did, for this grant.
-            return done[1]
         return super().authenticate_client(request, methods, endpoint)
 
-    def authenticate_token_client(self, request: ParsedRequest) -> Response | None:
-        """Authenticate a token request's client ahead of its grant (RFC 6749 §3.2.1).
+    def validated_token_grant(self, request: ParsedRequest) -> TokenGrant:
+        """A token request's grant, validated and not yet carried out (RFC 6749 §3.2).
 
-        For work that must wait for an authenticated client (recording a DPoP
-        proof's jti). None once authenticated, else the error response the
-        grant would give. The grant then authenticates again and gets the
-        same client, from the request. A public client (``none``) is only
-        identified, which is all RFC 6749 §2.1 allows.
+        The client is authenticated and the grant checked: the code or refresh
+        token is found good (read only: it is claimed by the grant when it
+        issues), the client credentials request or the subject token checked.
+        No token exists yet and nothing is spent. Between this and
+        :meth:`issue_token_response` the web layer records the request's DPoP
+        proof (RFC 9449 §11.1), so a failed grant records nothing and a refused
+        proof spends nothing. Raises :class:`~authlib.oauth2.OAuth2Error`.
         """
         if not request.payload.data.get("grant_type"):
-            return self.create_token_response(request)
+            # RFC 6749 §5.2: a missing parameter is invalid_request, not an unknown grant.
+            raise InvalidRequestError("Missing 'grant_type' parameter.")
+        grant: TokenGrant = self.get_token_grant(request)
+        grant.validate_token_request()
+        return grant
+
+    def issue_token_response(self, grant: TokenGrant) -> Response:
+        """The token response (RFC 6749 §5.1) of a validated grant, or its error (§5.2)."""
         try:
-            grant = self.get_token_grant(request)
-            methods = grant.TOKEN_ENDPOINT_AUTH_METHODS
-            client = self.authenticate_client(request, methods)
+            return self.handle_response(*grant.create_token_response())
         except OAuth2Error as error:
-            return self.handle_error_response(request, error)  # type: ignore[no-any-return]
-        request.authenticated_client = (("token", tuple(methods)), client)
-        return None
+            return self.handle_error_response(grant.request, error)  # type: ignore[no-any-return]
 
     def create_token_response(self, request: ParsedRequest) -> Response:
-        if not request.payload.data.get("grant_type"):
-            # RFC 6749 §5.2: a missing parameter is invalid_request, not an unknown grant.
-            error = InvalidRequestError("Missing 'grant_type' parameter.")
+        """Authlib's, in the two steps above: validate, then issue."""
+        try:
+            grant = self.validated_token_grant(request)
+        except OAuth2Error as error:
             return self.handle_error_response(request, error)  # type: ignore[no-any-return]
-        return super().create_token_response(request)  # type: ignore[no-any-return]
+        return self.issue_token_response(grant)
 
     def get_authorization_grant(self, request: ParsedRequest) -> Any:
         if response_type := request.payload.response_type:
