@@ -228,6 +228,45 @@ def test_a_granted_public_client_proof_is_recorded_and_a_replay_spends_nothing(
         assert len(cache) == before + 3
 
 
+def test_a_whole_captured_refresh_request_replayed_burns_nothing(
+    memory_server: ServerThread,
+) -> None:
+    """A copy of a refresh request that succeeded (token and proof) is refused for its
+    proof; the family survives (RFC 9449 §11.1). Reuse detection would revoke it if
+    the copy got past the proof check."""
+    key = DPoPKey.generate()
+    url = token_url(memory_server)
+    with httpx.Client(base_url=memory_server.base_url, timeout=10) as http:
+        code, verifier = authorization_code(http, "alice")
+        login = redeem(http, code, verifier, key.proof("POST", url))
+        assert login.status_code == 200, login.text
+        captured = key.proof("POST", url)
+        first = refresh(http, login.json()["refresh_token"], captured)
+        assert first.status_code == 200, first.text
+
+        replay = refresh(http, login.json()["refresh_token"], captured)
+        assert_oauth_error(replay, 400, "invalid_dpop_proof")
+        after = refresh(http, first.json()["refresh_token"], key.proof("POST", url))
+        assert after.status_code == 200, after.text
+
+
+def test_a_spent_refresh_token_with_a_fresh_proof_still_revokes_the_family(
+    memory_server: ServerThread,
+) -> None:
+    # The key's holder reusing a spent token is reuse (RFC 9700 §4.14.2): the family dies.
+    key = DPoPKey.generate()
+    url = token_url(memory_server)
+    with httpx.Client(base_url=memory_server.base_url, timeout=10) as http:
+        code, verifier = authorization_code(http, "alice")
+        login = redeem(http, code, verifier, key.proof("POST", url))
+        first = refresh(http, login.json()["refresh_token"], key.proof("POST", url))
+        assert first.status_code == 200, first.text
+        reuse = refresh(http, login.json()["refresh_token"], key.proof("POST", url))
+        assert_oauth_error(reuse, 400, "invalid_grant")
+        after = refresh(http, first.json()["refresh_token"], key.proof("POST", url))
+        assert_oauth_error(after, 400, "invalid_grant")
+
+
 SENDERS = 6
 
 

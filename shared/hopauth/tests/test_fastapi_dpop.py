@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from hopauth import (
     AccessTokenValidator,
     DPoPKey,
@@ -16,7 +16,7 @@ from hopauth import (
     Principal,
     StaticKeySource,
 )
-from hopauth.fastapi import BearerToken, Requires, install_problem_handlers
+from hopauth.fastapi import BearerToken, Requires, _request_uri, install_problem_handlers
 from hopauth_support import AUDIENCE, ISSUER, MakeToken
 
 BASE = "http://order"
@@ -393,3 +393,13 @@ async def test_refusals_never_log_token_or_proof(
     for text in [r.getMessage() for r in caplog.records] + [replayed.text, as_bearer.text]:
         for secret in (bound_token, proof, *proof.split(".")):
             assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/orders/a?b", "/orders/a%3Fb"), ("/orders/a#b", "/orders/a%23b"), ("/x y", "/x%20y")],
+)
+def test_without_raw_path_the_decoded_path_is_encoded_again(path: str, expected: str) -> None:
+    # ASGI makes raw_path optional; a decoded "?" must not end the path for htu.
+    request = Request({"type": "http", "method": "GET", "path": path, "headers": []})
+    assert _request_uri(request, "http://order:8002") == f"http://order:8002{expected}"

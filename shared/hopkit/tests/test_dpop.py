@@ -130,10 +130,18 @@ async def test_proofs_must_name_the_service_own_url_not_the_host_it_was_sent() -
         await validator.validate(proof, method="GET", url="http://evil.example/orders")
 
 
-@pytest.mark.parametrize("origins", [[], ["http://127.0.0.1:8002/order"]])
+@pytest.mark.parametrize("origins", [[], ["127.0.0.1:8002"], ["ftp://files.example"]])
 def test_install_refuses_to_check_proofs_without_a_url_of_its_own(origins: list[str]) -> None:
-    with pytest.raises(ValueError, match=r"no URL of its own|not an origin"):
+    with pytest.raises(ValueError, match=r"no URL of its own|not an http\(s\) URL"):
         dpop.install(FastAPI(), CommonSettings(dpop=True), None, required=True, origins=origins)
+
+
+def test_install_keeps_only_the_origin_of_a_url_with_a_path() -> None:
+    # GATEWAY_PUBLIC_URL=https://shop.example/app is a valid public URL: it must start.
+    app = FastAPI()
+    urls = ["https://shop.example/app", "http://gateway:8000/", "https://shop.example"]
+    dpop.install(app, CommonSettings(dpop=True), None, required=False, origins=urls)
+    assert app.state.hopauth_dpop.origins == ("https://shop.example", "http://gateway:8000")
 
 
 @pytest.mark.parametrize(

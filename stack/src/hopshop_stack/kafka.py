@@ -125,7 +125,7 @@ async def _connect(bootstrap: str) -> AIOKafkaAdminClient:
         except KafkaConnectionError:
             await _close(admin)
             await asyncio.sleep(0.1)
-        except asyncio.CancelledError:  # stop requested or deadline passed
+        except BaseException:  # stop requested, deadline passed, or another error
             await _close(admin)
             raise
 

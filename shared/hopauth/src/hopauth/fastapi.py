@@ -46,6 +46,7 @@ import logging
 import re
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -268,7 +269,8 @@ def _request_uri(request: Request, origin: str) -> str:
     raw_path = request.scope.get("raw_path")
     if not isinstance(raw_path, bytes) or not raw_path.startswith(b"/"):
         # raw_path is optional in ASGI. Not request.url: it is built from the Host header.
-        return origin + str(request.scope["path"])
+        # The decoded path is encoded again, so a "?" or "#" in it stays in the path.
+        return origin + quote(str(request.scope["path"]), safe="/:@!$&'()*+,;=-._~")
     # The request target is ASCII (RFC 9112 §3.2); latin-1 cannot fail on stray bytes.
     return origin + raw_path.decode("latin-1").split("?", 1)[0]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 from fastapi import FastAPI
@@ -87,8 +88,8 @@ def install(
     bound token (RFC 9449 §7.1); ``required`` also refuses unbound tokens
     (services whose callers are all services), not where users' bearer tokens
     arrive (the gateway). ``origins`` are the base URLs callers reach this
-    service at (``http://order:8002``, no path): a proof must name one of them
-    (§4.3 point 9); none, or one that is not an origin, is a ``ValueError``. With
+    service at (``http://order:8002``; a path is dropped): a proof must name one of
+    them (§4.3 point 9); none, or one without a scheme and host, is a ``ValueError``. With
     DPoP off, ``app.state.hopauth_dpop`` is None and a bound token is refused
     outright (hopauth never accepts one as bearer). The keys are on
     ``app.state.dpop_keys`` too.
@@ -111,7 +112,7 @@ def install(
         replay_cache = MemoryReplayCache()
         if settings.is_production:
             log.warning("HOPSHOP_REDIS_URL is not set: DPoP replays are caught per process only")
-    validator = DPoPProofValidator(replay_cache=replay_cache, origins=origins)
+    validator = DPoPProofValidator(replay_cache=replay_cache, origins=as_origins(origins))
     app.state.hopauth_dpop = validator
     app.state.hopauth_require_dpop = required
     log.info(
@@ -120,3 +121,19 @@ def install(
         " ".join(validator.origins),
     )
     return keys
+
+
+def as_origins(urls: Sequence[str]) -> tuple[str, ...]:
+    """``scheme://host[:port]`` of each of ``urls``, in order, without repeats.
+
+    A public URL may carry a path (``GATEWAY_PUBLIC_URL=https://shop.example/app``),
+    yet ``htu`` is compared as origin plus the path this server receives, so
+    only the origin counts. One without a scheme and host is a ``ValueError``.
+    """
+    origins: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return tuple(dict.fromkeys(origins))

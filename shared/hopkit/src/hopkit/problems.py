@@ -105,13 +105,8 @@ def _not_json(exc: RequestValidationError) -> bool:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if _not_json(exc):
-        # RFC 9110 §15.5.16: 415, with Accept naming what would have been taken.
-        return problem_response(
-            415,
-            "Unsupported Media Type",
-            f"Content-Type must be {JSON}.",
-            headers={"Accept": JSON},
-        )
+        # RFC 9110 §15.5.16: 415 is the content's format; the detail names the one taken.
+        return problem_response(415, "Unsupported Media Type", f"Content-Type must be {JSON}.")
     errors = [
         {
             "loc": [redact_credentials(str(part)) for part in error.get("loc", ())],

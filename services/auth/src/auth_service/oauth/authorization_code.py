@@ -39,6 +39,9 @@ class CodeRecord:
     scope: str
     code_challenge: str | None
     code_challenge_method: str | None
+    #: Already redeemed: a replay. The session is revoked once the request's
+    #: DPoP proof (if any) is recorded, in the grant's create_token_response.
+    used: bool = False
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -122,10 +125,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             )
 
     def query_authorization_code(self, code: str, client: RegisteredClient) -> CodeRecord | None:
-        """The code, if this client may redeem it now; read only.
+        """The code, if this client may redeem it now or already did; read only.
 
-        :meth:`create_token_response` claims it. A code already used is a
-        replay: its login session is revoked.
+        :meth:`create_token_response` claims it, or revokes the login session
+        of a code already used (a replay).
         """
         context = self.server.context
         now = context.now()
@@ -142,22 +145,27 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
                 scope=row.scope,
                 code_challenge=row.code_challenge,
                 code_challenge_method=row.code_challenge_method,
+                used=row.used_at is not None,
             )
-            used = row.used_at is not None
             expired = row.expires_at <= now
-        if used:
-            context.sessions.revoke(record.sid, "authorization_code_replay")
-            return None
-        if expired:
-            return None
-        return record
+        return record if record.used or not expired else None
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """Claim the code, then issue (RFC 6749 §4.1.4); a lost race is a replay (§4.1.2)."""
+        """Claim the code, then issue (RFC 6749 §4.1.4).
+
+        A code already used, or a lost race to claim it, is a replay: the login
+        session is revoked (§4.1.2). Here, after validation (PKCE included) and
+        after the token endpoint recorded the request's DPoP proof, so a refused
+        request has no side effects.
+        """
         code: CodeRecord = self.request.authorization_code
         context = self.server.context
-        with transaction(context.db) as session:
-            claimed = repository.claim_authorization_code(session, code.code_sha256, context.now())
+        claimed = False
+        if not code.used:
+            with transaction(context.db) as session:
+                claimed = repository.claim_authorization_code(
+                    session, code.code_sha256, context.now()
+                )
         if not claimed:
             context.sessions.revoke(code.sid, "authorization_code_replay")
             raise InvalidGrantError("Invalid 'code' in request.")

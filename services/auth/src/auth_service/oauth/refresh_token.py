@@ -38,6 +38,9 @@ class RefreshRecord:
     user_id: str
     sid: str
     scope: str
+    #: Already spent: a copy. The family is revoked once the request's proof is
+    #: recorded, so a replayed request (token and proof) cannot burn it.
+    spent: bool = False
 
     def get_scope(self) -> str:
         return self.scope
@@ -52,10 +55,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     server: HopAuthorizationServer
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
-        """The token, if it can be used now; read only.
+        """The token, if it can be used now or was spent; read only, no side effects.
 
-        :meth:`create_token_response` spends it. A spent token is a copy: its
-        family (login session) is revoked.
+        :meth:`create_token_response` spends it, or revokes the family
+        (login session) of a spent one: a copy (RFC 9700 §4.14.2).
         """
         context = self.server.context
         now = context.now()
@@ -73,20 +76,27 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
                 user_id=row.user_id,
                 sid=row.sid,
                 scope=row.scope,
+                spent=row.used_at is not None,
             )
-            spent = row.used_at is not None
             usable = row.expires_at > now and repository.session_is_active(session, row.sid, now)
-        if spent:
-            context.sessions.revoke(record.sid, "refresh_token_reuse")
-            return None
-        return record if usable else None
+        return record if usable or record.spent else None
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """Spend the token, then issue (RFC 6749 §6); a lost race is a reuse (RFC 9700 §4.14.2)."""
+        """Spend the token, then issue (RFC 6749 §6).
+
+        A spent token, or a lost race to spend it, is a reuse: the family is
+        revoked (RFC 9700 §4.14.2). Here, not in validation: this runs after
+        the token endpoint recorded the request's DPoP proof, so replaying a
+        whole captured request is refused for its proof and revokes nothing.
+        """
         record: RefreshRecord = self.request.refresh_token
         context = self.server.context
-        with transaction(context.db) as session:
-            claimed = repository.claim_refresh_token(session, record.token_sha256, context.now())
+        claimed = False
+        if not record.spent:
+            with transaction(context.db) as session:
+                claimed = repository.claim_refresh_token(
+                    session, record.token_sha256, context.now()
+                )
         if not claimed:
             context.sessions.revoke(record.sid, "refresh_token_reuse")
             raise InvalidGrantError()
