@@ -7,7 +7,10 @@ the token endpoint issued, and every authorization code a login redirect
 carried. After the whole suite has run, :func:`scan` looks for any of them,
 and for anything JWT-shaped, in the stack's log files and in every response
 body and ``Location`` header the suite received. A finding names the place
-and a fingerprint of the secret, never the secret.
+and a fingerprint of the secret, never the secret. The attacks that paste a
+token where a service echoes what it was sent find their own request's log
+lines with :func:`logged` (by the request id they sent) and scan with
+:func:`scan_logs` and :func:`scan_text`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -131,28 +135,72 @@ class Finding:
     what: str  # "a secret the suite handled (sha256:...)" or "a JWT-shaped string"
 
 
-def scan_text(text: str, where: str, secrets: set[str]) -> list[Finding]:
+def scan_text(text: str, where: str, secrets: set[str], *, shapes: bool = True) -> list[Finding]:
+    """Each of ``secrets`` in ``text``, and (``shapes``) anything JWT-shaped."""
     findings: list[Finding] = []
     for secret in secrets:
         index = text.find(secret)
         if index >= 0:
             line = text.count("\n", 0, index) + 1
             findings.append(Finding(f"{where}:{line}", f"a secret ({fingerprint(secret)})"))
-    for match in JWT_SHAPE.finditer(text):
+    for match in JWT_SHAPE.finditer(text) if shapes else ():
         line = text.count("\n", 0, match.start()) + 1
         findings.append(Finding(f"{where}:{line}", f"a JWT ({fingerprint(match.group())})"))
     return findings
 
 
-def scan(traffic: Traffic, logs: list[Path]) -> tuple[list[Finding], int, int]:
-    """Findings, and how many log lines and responses were scanned."""
-    everything = traffic.secrets | traffic.codes
+def scan_logs(
+    logs: list[Path], secrets: set[str], *, shapes: bool = True
+) -> tuple[list[Finding], int]:
+    """Findings in the log files, and how many lines they have."""
     findings: list[Finding] = []
     lines = 0
     for path in logs:
         text = path.read_text(encoding="utf-8", errors="replace")
         lines += text.count("\n")
-        findings.extend(scan_text(text, f"logs/{path.name}", everything))
+        findings.extend(scan_text(text, f"logs/{path.name}", secrets, shapes=shapes))
+    return findings, lines
+
+
+@dataclass(frozen=True)
+class Logged:
+    """One JSON log line of one request."""
+
+    where: str  # "logs/gateway.log:12"
+    text: str
+    entry: dict[str, Any]
+
+
+def logged(logs: list[Path], request_id: str) -> list[Logged]:
+    """The JSON log lines, of every file, of the request with ``request_id``."""
+    found: list[Logged] = []
+    for path in logs:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), start=1):
+            if request_id not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("request_id") == request_id:
+                found.append(Logged(f"logs/{path.name}:{number}", line, entry))
+    return found
+
+
+def shapes_in(lines: list[Logged]) -> list[Finding]:
+    """Anything JWT-shaped in the given log lines (a part of a token is a leak too)."""
+    return [
+        Finding(line.where, f"a JWT ({fingerprint(match.group())})")
+        for line in lines
+        for match in JWT_SHAPE.finditer(line.text)
+    ]
+
+
+def scan(traffic: Traffic, logs: list[Path]) -> tuple[list[Finding], int, int]:
+    """Findings, and how many log lines and responses were scanned."""
+    everything = traffic.secrets | traffic.codes
+    findings, lines = scan_logs(logs, everything)
     for seen in traffic.seen:
         where = f"response {seen.method} {seen.url} ({seen.status})"
         if not seen.carries_tokens:

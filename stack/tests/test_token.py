@@ -99,6 +99,7 @@ def test_the_note_says_what_the_token_is_and_what_order_will_do() -> None:
     assert "dev-realm token for the replay exercise" in text
     assert 'curl -H "Authorization: Bearer $T" http://127.0.0.1:8002/orders' in text
     assert "order refuses it: 401, wrong audience (gateway)" in text
+    assert "  T=$(uv run hopshop token alice)\n" in text
     assert "asked for" not in text  # granted what was asked
     assert "eyJ" not in text
     assert max(map(len, lines)) <= demo.MAX_WIDTH
@@ -106,8 +107,22 @@ def test_the_note_says_what_the_token_is_and_what_order_will_do() -> None:
 
 def test_in_vulnerable_mode_the_note_says_order_takes_it() -> None:
     text = "\n".join(note(CLAIMS, "alice", demo.SCOPE, True, "http://127.0.0.1:8002"))
-    assert "This stack runs --vulnerable: order takes it (200)." in text
+    assert "this stack runs --vulnerable: order takes it (200)." in text
     assert "refuses" not in text
+
+
+def test_a_token_without_orders_read_is_not_promised_a_200() -> None:
+    claims = {**CLAIMS, "scope": ""}
+    text = "\n".join(note(claims, "alice", "support:read", True, "http://127.0.0.1:8002"))
+    assert "(asked for support:read: alice's roles allow none of it)" in text
+    assert "the token lacks orders:read: 403" in text
+    assert "(200)" not in text
+
+
+def test_a_long_state_dir_does_not_break_the_command_to_copy() -> None:
+    hint = " --state-dir /tmp/" + "x" * 90
+    lines = note(CLAIMS, "alice", demo.SCOPE, False, "http://127.0.0.1:8002", hint)
+    assert f"  T=$(uv run hopshop token alice{hint})" in lines
 
 
 def test_scopes_the_user_may_not_have_are_named() -> None:

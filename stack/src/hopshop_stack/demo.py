@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import re
@@ -135,13 +136,22 @@ def login(auth: httpx.Client, user: str = USER, scope: str = SCOPE) -> str:
 
 def _expect(response: httpx.Response, status: int, what: str) -> httpx.Response:
     if response.status_code != status:
-        # /authorize tells an error (invalid_scope ...) by redirect (RFC 6749 §4.1.2.1).
-        body = response.text[:300] or response.headers.get("location", "")
+        body = response.text[:300] or _redirected_error(response.headers.get("location", ""))
         raise DemoError(
             f"{what}: {response.request.method} {response.request.url.path} answered "
             f"{response.status_code}, expected {status}: {body}"
         )
     return response
+
+
+def _redirected_error(location: str) -> str:
+    """``error`` and ``error_description`` of an error redirect (RFC 6749 §4.1.2.1)."""
+    query = parse_qs(urlsplit(location).query)
+    error = query.get("error", [""])[0]
+    if not error:
+        return location
+    description = query.get("error_description", [""])[0]
+    return f"{error} ({description})" if description else error
 
 
 def traceparent(trace_id: str) -> dict[str, str]:
@@ -159,13 +169,18 @@ def _get(gateway: httpx.Client, path: str, headers: dict[str, str]) -> httpx.Res
 
 
 def _wait_for(
-    gateway: httpx.Client, path: str, auth: dict[str, str], order_id: str, timeout: float
+    gateway: httpx.Client,
+    path: str,
+    auth: dict[str, str],
+    order_id: str,
+    timeout: float,
+    at_least: int = 1,
 ) -> bool:
-    """Poll a list endpoint (outside the demo's trace) until it mentions the order."""
+    """Poll a list endpoint (outside the demo's trace) until ``at_least`` items are the order's."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = _get(gateway, path, auth)
-        if response.status_code == 200 and any(
+        if response.status_code == 200 and at_least <= sum(
             isinstance(item, dict) and item.get("order_id") == order_id for item in response.json()
         ):
             return True
@@ -206,7 +221,8 @@ def purchase(gateway: httpx.Client, token: str, trace_id: str, out: TextIO) -> b
     # Invoices and notifications arrive over Kafka; wait (outside our trace), then read
     # them once inside it, so the gateway → billing/notification hops are in the picture.
     _wait_for(gateway, "/api/invoices", auth, order_id, 10.0)
-    _wait_for(gateway, "/api/notifications", auth, order_id, 10.0)
+    # Two for a paid order: payment.succeeded and order.confirmed, in either order.
+    _wait_for(gateway, "/api/notifications", auth, order_id, 10.0, at_least=2)
     for path in ("/api/invoices", "/api/notifications"):
         items = _expect(_get(gateway, path, {**auth, **traceparent(trace_id)}), 200, path).json()
         mine = [i for i in items if isinstance(i, dict) and i.get("order_id") == order_id]
@@ -462,8 +478,11 @@ def demo(state_dir: Path, out: TextIO = sys.stdout) -> int:
     hops = collect_hops(state.logs_dir(state_dir), trace_id)
     print_hops(hops, str(claims.get("sub")), out)
     say(out)
-    say(out, f"Every hop above is one request log line with trace_id {trace_id}, shown by")
-    say(out, f"  {RUN} logs{state_dir_hint(state_dir)}")
+    say(out, f"Each hop above is one log line with trace_id {trace_id}; see them with:")
+    logs = state.logs_dir(state_dir)
+    with contextlib.suppress(ValueError):  # shorter from here, when it is below here
+        logs = logs.relative_to(Path.cwd())
+    print(f"  grep {trace_id} {logs}/*.log", file=out)  # a command: never wrapped
     if not confirmed:
         error(f"the order was not CONFIRMED within {CONFIRM_TIMEOUT:.0f} s")
         return NOT_CONFIRMED

@@ -447,9 +447,9 @@ def print_summary(
     # Two lines: on one, it would not fit the 100 columns of a projected terminal.
     print("Service clients: <id> / <id>-dev-secret for")
     print("  " + ", ".join(DEMO_CLIENTS))
+    print("  and web, the browser's public client: authorization code + PKCE, no secret")
     dpop = "on: service tokens bound to each caller's key" if plan.dpop else "off: bearer tokens"
     print(f"DPoP (RFC 9449): {dpop}")
-    print("  (web is the public client: authorization code + PKCE)")
     gateway = next((c for c in plan.components if c.name == "gateway"), None)
     if gateway is not None:
         print(f"\nShop:   open {gateway.address}/ in a browser, sign in as alice")

@@ -75,9 +75,7 @@ def note(
     aud = claims.get("aud")
     audience = " ".join(aud) if isinstance(aud, list) else str(aud)
     granted = str(claims.get("scope") or "")
-    lines = [
-        f"hopshop token: {user}'s access token is on stdout "
-        f"(T=$({RUN} token {user}{hint}) keeps it),",
+    prose = [
         f"  as the web UI gets it at login: client {claims.get('client_id')}, "
         f"aud {audience}, a bearer token (no DPoP key)",
         f"  scope {granted or '(none)'}",
@@ -85,18 +83,27 @@ def note(
     ]
     if set(granted.split()) != set(asked.split()):
         # Login grants what was asked for AND the user's roles allow; no error for the rest.
-        lines.append(f"  (asked for {asked}: {user}'s roles do not allow the rest)")
-    lines.append("A dev-realm token for the replay exercise: send it where it was not meant to go.")
+        allowed = "allow none of it" if not granted else "do not allow the rest"
+        prose.append(f"  (asked for {asked}: {user}'s roles {allowed})")
+    prose.append("A dev-realm token for the replay exercise: send it where it was not meant to go.")
+    # Commands are never wrapped: a wrapped one cannot be copied.
+    lines = [
+        f"hopshop token: {user}'s access token is on stdout; keep it with",
+        f"  T=$({RUN} token {user}{hint})",
+        *[wrapped for line in prose for wrapped in demo.fit(line, hang="    ")],
+    ]
     if order is not None:
         lines.append(f'  curl -H "Authorization: Bearer $T" {order}/orders')
-        if vulnerable:
-            lines.append("  This stack runs --vulnerable: order takes it (200).")
-        else:
-            lines.append(
-                f"  order refuses it: 401, wrong audience ({audience}); a --vulnerable "
-                "stack takes it (200)."
+        if not vulnerable:
+            expected = (
+                f"order refuses it: 401, wrong audience ({audience}); a --vulnerable stack takes it"
             )
-    return [wrapped for line in lines for wrapped in demo.fit(line, hang="    ")]
+        elif "orders:read" in granted.split():
+            expected = "this stack runs --vulnerable: order takes it (200)"
+        else:
+            expected = "this stack runs --vulnerable, but the token lacks orders:read: 403"
+        lines.extend(demo.fit(f"  {expected}.", hang="    "))
+    return lines
 
 
 def expiry(exp: object) -> str:
