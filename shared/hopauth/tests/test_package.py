@@ -53,6 +53,7 @@ def test_public_names_pinned() -> None:
         "Principal",
         "ReplayCache",
         "RevocationChecker",
+        "RevocationUnavailableError",
         "StaticKeySource",
         "TOKEN_EXCHANGE_GRANT",
         "TokenCache",

@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import httpx
 import pytest
 import redis.asyncio as redis
+from fastapi import Depends, FastAPI
 from hopauth import (
     AccessTokenValidator,
     ClientCredentials,
     InvalidTokenError,
+    Principal,
+    RevocationUnavailableError,
     StaticKeySource,
     TokenEndpoint,
     revoked_session_key,
 )
+from hopauth.fastapi import Requires, install_problem_handlers
 from hopauth.redis_cache import RedisTokenCache
 from hopauth.redis_revocation import RedisRevocationChecker
 from hopauth_support import AUDIENCE, ISSUER, FakeTokenEndpoint, MakeToken, free_port
@@ -84,10 +89,39 @@ async def test_revocation_fails_closed_when_redis_unreachable(
         revocation=RedisRevocationChecker(unreachable_redis),
     )
     token = make_token(sid="sess-1")
-    with pytest.raises(InvalidTokenError) as caught:
+    with pytest.raises(RevocationUnavailableError) as caught:
         await validator.validate(token)
     assert caught.value.reason == "revocation status unavailable"
     assert token not in repr(caught.value)
+
+
+async def test_at_the_adapter_an_unreachable_store_is_a_503_not_a_401(
+    unreachable_redis: redis.Redis, static_keys: StaticKeySource, make_token: MakeToken
+) -> None:
+    # A 401 would tell the client its token is bad: it would drop a good one.
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.state.hopauth_validator = AccessTokenValidator(
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        keys=static_keys,
+        revocation=RedisRevocationChecker(unreachable_redis),
+    )
+
+    @app.get("/orders")
+    async def orders(_: Annotated[Principal, Depends(Requires())]) -> dict[str, str]:
+        return {}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        token = make_token(sid="sess-1")
+        response = await client.get("/orders", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("revocation-unavailable")
+    assert "www-authenticate" not in response.headers
+    assert token not in response.text
 
 
 def make_endpoint(http: httpx.AsyncClient) -> TokenEndpoint:

@@ -135,6 +135,21 @@ async def answer_garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     writer.close()
 
 
+async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A 200 whose body comes one byte every 0.2 s: each read is quick, the whole takes 2 s."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    try:
+        for _ in range(10):
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+    except ConnectionError:
+        pass  # the client gave up: what the test wants
+    finally:
+        writer.close()
+
+
 # --- tests ---------------------------------------------------------------------------------
 
 
@@ -382,3 +397,17 @@ def test_each_aiohttp_error_becomes_the_httpx_error_callers_decide_on(
 def test_other_errors_pass_through_unchanged() -> None:
     with pytest.raises(KeyError), _httpx_errors():
         raise KeyError("ours")
+
+
+async def test_a_total_timeout_bounds_a_dripping_body() -> None:
+    async with raw_server(drip) as url, async_client(timeout=5.0, total_timeout=0.8) as client:
+        # The whole body takes 2 s; each read alone is well inside 5 s.
+        with pytest.raises(httpx.TimeoutException):
+            await client.get(url)
+
+
+async def test_without_a_total_timeout_a_dripping_body_is_read_to_the_end() -> None:
+    # The case above needs its total: per-read timeouts alone let the drip finish.
+    async with raw_server(drip) as url, async_client(timeout=1.0) as client:
+        response = await client.get(url)
+    assert response.content == b"x" * 10

@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             http = await resources.enter_async_context(
                 outgoing.async_client(
                     timeout=httpx.Timeout(settings.downstream_timeout),
+                    # And as a whole: a peer dripping bytes must not outlast the 504 promise.
+                    total_timeout=settings.downstream_timeout,
                     event_hooks={"request": [trace_headers]},
                 )
             )

@@ -21,7 +21,13 @@ from .client_credentials import (
     TokenCache,
 )
 from .constants import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
-from .errors import HopAuthError, InvalidDPoPProofError, InvalidTokenError, TokenRequestError
+from .errors import (
+    HopAuthError,
+    InvalidDPoPProofError,
+    InvalidTokenError,
+    RevocationUnavailableError,
+    TokenRequestError,
+)
 from .jwks import JWKSCache, KeySource, StaticKeySource
 from .principal import Principal
 from .revocation import RevocationChecker, revoked_session_key
@@ -56,6 +62,7 @@ __all__ = [
     "Principal",
     "ReplayCache",
     "RevocationChecker",
+    "RevocationUnavailableError",
     "StaticKeySource",
     "TokenCache",
     "TokenEndpoint",

@@ -7,7 +7,13 @@ token in a log is a live credential.
 
 from __future__ import annotations
 
-__all__ = ["HopAuthError", "InvalidDPoPProofError", "InvalidTokenError", "TokenRequestError"]
+__all__ = [
+    "HopAuthError",
+    "InvalidDPoPProofError",
+    "InvalidTokenError",
+    "RevocationUnavailableError",
+    "TokenRequestError",
+]
 
 
 class HopAuthError(Exception):
@@ -19,6 +25,19 @@ class InvalidTokenError(HopAuthError):
 
     ``reason`` is short and human-readable, safe to log and to return in an
     ``error_description``; it never contains the token.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RevocationUnavailableError(HopAuthError):
+    """Whether the token's session was revoked could not be learnt (the store did not answer).
+
+    The token is not accepted (fail closed), but it was not found invalid
+    either: the fault is the server's, so the FastAPI adapter answers 503 with
+    ``Retry-After``, not 401, which would tell the client to drop a good token.
     """
 
     def __init__(self, reason: str) -> None:

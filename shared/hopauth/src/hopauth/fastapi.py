@@ -53,7 +53,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from .errors import InvalidDPoPProofError, InvalidTokenError
+from .errors import InvalidDPoPProofError, InvalidTokenError, RevocationUnavailableError
 from .principal import Principal
 from .rfc9068 import AccessTokenValidator
 from .rfc9449 import DPoPProofValidator
@@ -381,6 +381,15 @@ class Requires:
         except InvalidTokenError as exc:
             logger.info("%s token refused: %s", scheme, exc.reason)
             raise _invalid_token(exc.reason, scheme, realm, dpop) from None
+        except RevocationUnavailableError as exc:
+            # Not the token's fault: a 401 would make the client drop a good token.
+            raise AuthProblem(
+                503,
+                problem="revocation-unavailable",
+                title="Service Unavailable",
+                detail=f"the token could not be checked now ({exc.reason}); try again",
+                headers={"Retry-After": "1"},
+            ) from None
         await _check_binding(request, principal, scheme, token, realm, dpop)
         if not principal.has_scopes(*self.scopes):
             logger.info("token jti=%s lacks scopes %s", principal.token_id, " ".join(self.scopes))

@@ -10,7 +10,7 @@ import logging
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from .errors import InvalidTokenError
+from .errors import RevocationUnavailableError
 from .principal import Principal
 from .revocation import revoked_session_key
 
@@ -23,10 +23,11 @@ class RedisRevocationChecker:
     """Refuses tokens whose ``sid`` has a ``hopauth:revoked-sid:<sid>`` key in Redis.
 
     Fails closed: if Redis cannot answer, the token is refused with
-    ``InvalidTokenError("revocation status unavailable")``. A logged-out
-    session must never be honoured just because Redis is down; the price is
-    that a Redis outage refuses user tokens (client-credentials tokens carry no
-    ``sid`` and are not affected). Give the client short socket timeouts.
+    ``RevocationUnavailableError("revocation status unavailable")`` (a 503 at
+    the FastAPI adapter: the token may be good, the check is what failed). A
+    logged-out session must never be honoured just because Redis is down; the
+    price is that a Redis outage refuses user tokens (client-credentials tokens
+    carry no ``sid`` and are not affected). Give the client short socket timeouts.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -46,5 +47,5 @@ class RedisRevocationChecker:
                 principal.token_id,
                 type(exc).__name__,
             )
-            raise InvalidTokenError("revocation status unavailable") from None
+            raise RevocationUnavailableError("revocation status unavailable") from None
         return bool(found)

@@ -64,6 +64,7 @@ from .db import insert_unless_present
 from .events import (
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
+    BearerTokenInMessage,
     Envelope,
     NoEffect,
     PoisonMessage,
@@ -321,6 +322,14 @@ class EventConsumer:
         try:
             try:
                 envelope = Envelope.parse(record.value)
+            except BearerTokenInMessage as poison:
+                # Not copied: the DLQ would carry the token on to whoever reads it.
+                reason = f"poison: {poison.reason}; not copied"
+                await self._send_dead_letter(
+                    record.topic, record.partition, record.offset, reason, attempts=0
+                )
+                fields["outcome"] = "dead-lettered"
+                return
             except PoisonMessage as poison:
                 await self._dead_letter(record, f"poison: {poison.reason}", attempts=0)
                 fields["outcome"] = "dead-lettered"

@@ -108,12 +108,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     aiohttp requires, and closed with the transport (the client's ``aclose``).
     httpx's ``Timeout`` applies: ``connect`` to connecting, ``pool`` to getting a
     connection at all, ``read`` to each wait for data (aiohttp has no write
-    timeout). ``limits.max_keepalive_connections`` has no aiohttp equivalent:
-    every idle connection is kept until ``keepalive_expiry``.
+    timeout). ``total``, when set, bounds a whole exchange, body included: a
+    peer that sends one byte just inside each ``read`` timeout cannot hold the
+    caller longer (httpx's ``TimeoutException``). ``limits.max_keepalive_connections``
+    has no aiohttp equivalent: every idle connection is kept until ``keepalive_expiry``.
     """
 
-    def __init__(self, limits: httpx.Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: httpx.Limits = DEFAULT_LIMITS, total: float | None = None) -> None:
         self._limits = limits
+        self._total = total
         # httpx's CA choice: certifi, or SSL_CERT_FILE / SSL_CERT_DIR when set.
         self._ssl = httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
@@ -156,7 +159,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,  # httpx follows redirects, or not
                 auto_decompress=False,  # httpx decodes Content-Encoding
                 timeout=aiohttp.ClientTimeout(
-                    total=None,
+                    total=self._total,
                     connect=timeout.get("pool"),
                     sock_connect=timeout.get("connect"),
                     sock_read=timeout.get("read"),
@@ -187,11 +190,13 @@ def async_client(
     event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
     limits: httpx.Limits = DEFAULT_LIMITS,
     follow_redirects: bool = False,
+    total_timeout: float | None = None,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` on :class:`AiohttpTransport`; close it (``async with``).
 
     ``limits`` go to the transport: httpx ignores a client's own ``limits`` once
-    it is given a transport.
+    it is given a transport. ``total_timeout`` bounds each request and its body
+    as a whole (httpx's ``timeout`` bounds each wait only).
     """
     return httpx.AsyncClient(
         base_url=base_url,
@@ -201,5 +206,5 @@ def async_client(
         event_hooks=event_hooks,
         follow_redirects=follow_redirects,
         trust_env=False,
-        transport=AiohttpTransport(limits),
+        transport=AiohttpTransport(limits, total_timeout),
     )
