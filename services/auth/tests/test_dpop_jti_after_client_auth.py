@@ -267,6 +267,27 @@ def test_a_spent_refresh_token_with_a_fresh_proof_still_revokes_the_family(
         assert_oauth_error(after, 400, "invalid_grant")
 
 
+def test_reuse_asking_for_more_scope_still_revokes_the_family(auth_server: ServerThread) -> None:
+    """RFC 9700 §4.14.2: a spent refresh token shown again kills the family, whatever
+    else is wrong with the request (the refresh token is the whole credential)."""
+    with httpx.Client(base_url=auth_server.base_url, timeout=10) as http:
+        code, verifier = authorization_code(http, "alice")
+        login = redeem(http, code, verifier, None)
+        assert login.status_code == 200, login.text
+        first = refresh(http, login.json()["refresh_token"], None)
+        assert first.status_code == 200, first.text
+
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": login.json()["refresh_token"],
+            "client_id": "web",
+            "scope": "orders:read support:read",
+        }
+        assert_oauth_error(http.post("/token", data=form), 400, "invalid_grant")
+        after = refresh(http, first.json()["refresh_token"], None)
+        assert_oauth_error(after, 400, "invalid_grant")
+
+
 SENDERS = 6
 
 

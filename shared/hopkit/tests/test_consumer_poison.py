@@ -235,20 +235,26 @@ async def test_a_token_in_any_field_is_poison_and_never_logged(
     in_extra = json.loads(event("o-extra").to_bytes()) | {"auth": f"Bearer {JWT}"}
     as_key = json.loads(event("o-key").to_bytes())
     as_key["data"] = {"order_id": "o-key", JWT: True}
+    # Broken for another reason too: the token must not ride along into the DLQ either.
+    broken = json.loads(event("o-broken").to_bytes())
+    del broken["event_id"]
+    broken["data"]["note"] = JWT
     caplog.set_level(logging.DEBUG, logger="hopkit")
-    for body in (in_type, in_extra, as_key):
+    for body in (in_type, in_extra, as_key, broken):
         await publish(kafka.bootstrap, topic, json.dumps(body).encode())
     await publish(kafka.bootstrap, topic, event("o-clean").to_bytes())
-    dead = await read_records(kafka.bootstrap, dlq(topic), 3)
+    dead = await read_records(kafka.bootstrap, dlq(topic), 4)
     await eventually(lambda: _is(handled(sessions), ["o-clean"]), what="the clean event")
     reasons = [headers_of(record)["x-dlq-reason"] for record in dead]
-    assert reasons == [
+    assert reasons[:3] == [
         "poison: carries what looks like a bearer token at type; not copied",
         "poison: carries what looks like a bearer token at auth; not copied",
         "poison: carries what looks like a bearer token at data (a key); not copied",
     ]
+    assert reasons[3].startswith("poison: invalid envelope"), reasons[3]
+    assert reasons[3].endswith("; not copied"), reasons[3]
     # The dead letters say where the record was, without it: the token goes no further.
-    assert [record.value for record in dead] == [b"", b"", b""]
+    assert [record.value for record in dead] == [b"", b"", b"", b""]
     assert all(b"eyJ" not in repr(record.headers).encode() for record in dead)
     ours = [vars(line) for line in caplog.records if line.name.startswith("hopkit")]
     assert any(line.get("outcome") == "dead-lettered" for line in ours)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import secrets
+import shlex
 import sys
 import textwrap
 import time
@@ -482,7 +483,7 @@ def demo(state_dir: Path, out: TextIO = sys.stdout) -> int:
     logs = state.logs_dir(state_dir)
     with contextlib.suppress(ValueError):  # shorter from here, when it is below here
         logs = logs.relative_to(Path.cwd())
-    print(f"  grep {trace_id} {logs}/*.log", file=out)  # a command: never wrapped
+    print(f"  grep {trace_id} {shlex.quote(str(logs))}/*.log", file=out)  # never wrapped
     if not confirmed:
         error(f"the order was not CONFIRMED within {CONFIRM_TIMEOUT:.0f} s")
         return NOT_CONFIRMED

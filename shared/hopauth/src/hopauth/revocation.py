@@ -34,5 +34,6 @@ class RevocationChecker(Protocol):
     """Decides whether a validated token's session was revoked after issuance."""
 
     async def is_revoked(self, principal: Principal) -> bool:
-        """True to refuse the token. Raise ``InvalidTokenError`` when unsure (fail closed)."""
+        """True to refuse the token. Raise ``RevocationUnavailableError`` when it
+        cannot tell (fail closed; the FastAPI adapter answers 503, not 401)."""
         ...

@@ -1,8 +1,10 @@
 """Validation of JWT access tokens on the receiving side (RFC 9068 §4).
 
 Every refusal raises :class:`~hopauth.errors.InvalidTokenError` with its own
-short ``reason``. The checks run cheapest first, and nothing is parsed before
-the size check, so garbage costs little.
+short ``reason``; a revocation checker that cannot answer raises
+:class:`~hopauth.errors.RevocationUnavailableError` instead. The checks run
+cheapest first, and nothing is parsed before the size check, so garbage costs
+little.
 """
 
 from __future__ import annotations
@@ -142,7 +144,8 @@ class AccessTokenValidator:
     async def validate(self, token: str) -> Principal:
         """Return the :class:`Principal` of a valid access token, else raise.
 
-        Raises :class:`InvalidTokenError`; its ``reason`` never includes the token.
+        Raises :class:`InvalidTokenError`, or the revocation checker's
+        :class:`RevocationUnavailableError`; a ``reason`` never includes the token.
         """
         # Before any parsing: an oversized token is refused at the cost of len().
         if len(token) > self._max_token_bytes:

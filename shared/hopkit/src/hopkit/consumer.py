@@ -64,7 +64,6 @@ from .db import insert_unless_present
 from .events import (
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
-    BearerTokenInMessage,
     Envelope,
     NoEffect,
     PoisonMessage,
@@ -73,6 +72,7 @@ from .events import (
     header,
 )
 from .logs import annotate, begin_annotations, end_annotations
+from .redact import redact_credentials
 from .retry import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -322,14 +322,6 @@ class EventConsumer:
         try:
             try:
                 envelope = Envelope.parse(record.value)
-            except BearerTokenInMessage as poison:
-                # Not copied: the DLQ would carry the token on to whoever reads it.
-                reason = f"poison: {poison.reason}; not copied"
-                await self._send_dead_letter(
-                    record.topic, record.partition, record.offset, reason, attempts=0
-                )
-                fields["outcome"] = "dead-lettered"
-                return
             except PoisonMessage as poison:
                 await self._dead_letter(record, f"poison: {poison.reason}", attempts=0)
                 fields["outcome"] = "dead-lettered"
@@ -410,7 +402,21 @@ class EventConsumer:
         return found is not None
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str, *, attempts: int) -> None:
-        """Publish the record as it came, to ``<topic>.dlq``, with headers saying why."""
+        """Publish the record as it came, to ``<topic>.dlq``, with headers saying why.
+
+        Not a record that carries something shaped like a credential (a JWT, a
+        refresh token), whatever else is wrong with it: the copy would carry the
+        token on to whoever reads the DLQ (DESIGN.md: no bearer token in a message).
+        """
+        if _carries_credential(record):
+            await self._send_dead_letter(
+                record.topic,
+                record.partition,
+                record.offset,
+                f"{reason}; not copied",
+                attempts=attempts,
+            )
+            return
         producer = await self._ensure_producer()
         headers = [(key, value) for key, value in record.headers or () if key not in _DLQ_HEADERS]
         headers += _dlq_headers(
@@ -568,3 +574,11 @@ def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:
         message = item[2] if len(item) > 2 else None
         errors.append((str(topic), int(code), message))
     return errors
+
+
+def _carries_credential(record: ConsumerRecord) -> bool:
+    """Whether the record's key, value or a header value holds a credential's shape."""
+    parts = [record.key or b"", record.value or b""]
+    parts += [value or b"" for _, value in record.headers or ()]
+    texts = [part.decode("utf-8", "replace") for part in parts]
+    return any(redact_credentials(text) != text for text in texts)

@@ -81,11 +81,6 @@ class PoisonMessage(Exception):
         self.reason = reason
 
 
-class BearerTokenInMessage(PoisonMessage):
-    """Poison that carries something shaped like a bearer token: dead-lettered
-    without its value, so the token travels no further (DESIGN.md)."""
-
-
 class NoEffect(Exception):
     """The handler changed nothing: the event is not recorded as processed.
 
@@ -254,7 +249,7 @@ class Envelope(BaseModel):
             raise PoisonMessage(_describe(exc)) from None
         found = _bearer_token_in(raw)
         if found:
-            raise BearerTokenInMessage(f"carries what looks like a bearer token at {found}")
+            raise PoisonMessage(f"carries what looks like a bearer token at {found}")
         return envelope
 
     def to_bytes(self) -> bytes:

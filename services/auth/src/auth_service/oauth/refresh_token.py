@@ -102,6 +102,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             raise InvalidGrantError()
         return super().create_token_response()  # type: ignore[no-any-return]
 
+    def _validate_token_scope(self, token: RefreshRecord) -> None:
+        """Authlib's check (RFC 6749 §6: no scope beyond the original), except for a
+        spent token: refusing it here for its scope would skip the revocation."""
+        if not token.spent:
+            super()._validate_token_scope(token)
+
     def authenticate_user(self, refresh_token: RefreshRecord) -> User | None:
         with transaction(self.server.context.db) as session:
             return repository.user_by_id(session, refresh_token.user_id)
