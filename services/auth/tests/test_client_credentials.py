@@ -29,7 +29,7 @@ def test_audience_required_when_the_client_has_several(http: httpx.Client) -> No
 
 def test_each_audience_gets_only_its_scopes(http: httpx.Client) -> None:
     body = client_credentials(http, "order", "billing").json()
-    assert body["scope"] == "payments:verify"
+    assert body["scope"] == "payments:refund payments:verify"
     assert claims(body["access_token"])["aud"] == "billing"
 
 

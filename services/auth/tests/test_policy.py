@@ -23,7 +23,10 @@ CLIENTS = {"web", "gateway", "order", "order-scheduler", "billing-worker", "noti
 CLIENT_CREDENTIALS = {
     "web": {},
     "gateway": {"notification": {"notifications:broadcast"}},
-    "order": {"inventory": {"inventory:release"}, "billing": {"payments:verify"}},
+    "order": {
+        "inventory": {"inventory:release"},
+        "billing": {"payments:verify", "payments:refund"},
+    },
     "order-scheduler": {"inventory": {"inventory:release"}},
     "billing-worker": {"order": {"orders:read"}},
     "notification-worker": {
@@ -164,6 +167,7 @@ def test_scopes_supported_is_every_scope_once_sorted(shipped: Policy) -> None:
             "inventory:reserve",
             "inventory:release",
             "payments:verify",
+            "payments:refund",
             "users:read",
             "orders:status",
         }

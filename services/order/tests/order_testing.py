@@ -81,6 +81,16 @@ def reservation_status(inventory_database_url: str, order_id: str) -> str | None
     return None if row is None else str(row[0])
 
 
+def invoice_status(billing_database_url: str, order_id: str) -> str | None:
+    """The status of billing's invoice for the order (read from billing's database)."""
+    path = billing_database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        row = connection.execute(
+            "SELECT status FROM invoices WHERE order_id = ?", (order_id,)
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def sqlite_count(database_url: str, sql: str, *params: object) -> int:
     path = database_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as connection:

@@ -30,6 +30,7 @@ from order_testing import (
     bearer,
     billed,
     events_for,
+    invoice_status,
     order_status,
     place,
     publish,
@@ -220,20 +221,21 @@ def test_a_payment_that_loses_the_race_at_inventory_is_retried_and_changes_nothi
     assert order_status(http, alice, order_id) == "PENDING_PAYMENT"
 
     # The cancellation finishes (its release again: idempotent); the retry then finds the
-    # order cancelled and changes nothing: no confirmation, the stock stays released.
+    # order cancelled: no confirmation, the stock stays released, the payment is given back.
     cancelled = http.post(f"/orders/{order_id}/cancel", headers=bearer(alice))
     assert cancelled.status_code == 200, cancelled.text
     wait_for(
-        lambda: "order no longer pending; event changes nothing" in caplog.text,
+        lambda: "payment for a cancelled order refunded" in caplog.text,
         timeout=30,
         what="the payment event to be handled",
     )
-    # An event that changed nothing is not recorded (hopkit.events.NoEffect).
+    assert invoice_status(billing_db, order_id) == "REFUNDED"
+    # The refund was the event's effect: recorded, so the same event is not handled again.
     assert (
         sqlite_count(
             order_db, "SELECT count(*) FROM processed_events WHERE event_id = ?", paid.event_id
         )
-        == 0
+        == 1
     )
     assert order_status(http, alice, order_id) == "CANCELLED"
     assert records_for(kafka.bootstrap, ORDER_CONFIRMED, order_id) == []

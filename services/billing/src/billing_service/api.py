@@ -8,9 +8,9 @@ from fastapi import APIRouter, Path
 from hopkit.logs import annotate
 
 from . import service
-from .deps import InvoiceReader, PaymentVerifier, SessionDep
+from .deps import InvoiceReader, PaymentRefunder, PaymentVerifier, ProviderDep, SessionDep
 from .models import Invoice, InvoiceStatus
-from .schemas import ORDER_ID_PATTERN, InvoiceOut, PaymentOut
+from .schemas import ORDER_ID_PATTERN, InvoiceOut, PaymentOut, RefundOut
 
 router = APIRouter()
 
@@ -74,8 +74,50 @@ async def payment_of_order(
     return _payment_out(await service.payment_for_order(session, order_id))
 
 
+@router.post(
+    "/internal/orders/{order_id}/refund",
+    tags=["internal"],
+    summary="Give back the payment for an order that was cancelled before the payment reached it",
+    description="Caller: `order` only, by client credentials (`payments:refund`), when billing "
+    "confirms a `payment.succeeded` for an order already cancelled (by the customer or the "
+    "expiry job) between billing's check and the event. Idempotent: a second call answers "
+    "the same and refunds nothing more.",
+    responses={
+        404: _problem("Billing has no payment for the order (type `.../payment-not-found`)"),
+        409: _problem("The invoice holds no payment to give back (`.../payment-not-refundable`)"),
+        422: _problem("The order id is not one (`errors` names the field)"),
+        **AUTH_PROBLEMS,
+    },
+)
+async def refund_order(
+    session: SessionDep,
+    principal: PaymentRefunder,
+    provider: ProviderDep,
+    order_id: str = ORDER_ID,
+) -> RefundOut:
+    annotate(
+        action="refund-payment",
+        order_id=order_id,
+        sub=principal.subject,
+        client_id=principal.client_id,
+        act=list(principal.actors),
+        jti=principal.token_id,
+    )
+    invoice = await service.refund_order(session, order_id, provider)
+    assert invoice.refund_reference is not None  # REFUNDED invoices hold one (service.py)
+    return RefundOut(
+        order_id=invoice.order_id,
+        invoice_id=invoice.id,
+        status="REFUNDED",
+        amount_cents=invoice.amount_cents,
+        currency=invoice.currency,
+        refund_reference=invoice.refund_reference,
+    )
+
+
 def _payment_out(invoice: Invoice) -> PaymentOut:
-    paid = invoice.status == InvoiceStatus.PAID
+    # A refunded payment still happened (billing emitted payment.succeeded for it).
+    paid = invoice.status in (InvoiceStatus.PAID, InvoiceStatus.REFUNDED)
     return PaymentOut(
         order_id=invoice.order_id,
         invoice_id=invoice.id,

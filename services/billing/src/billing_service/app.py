@@ -45,6 +45,7 @@ async def _start_worker(
     http: httpx.AsyncClient,
     store: redis.Redis | None,
     dpop_keys: dpop.ClientKeys,
+    provider: SimulatedProvider,
 ) -> BillingWorker:
     endpoint = TokenEndpoint(
         token_url=settings.resolved_token_url,
@@ -58,7 +59,7 @@ async def _start_worker(
     orders_http = await resources.enter_async_context(
         order_http(settings.order_url, credentials, settings.order_timeout)
     )
-    worker = BillingWorker(settings, sessions, OrderClient(orders_http), SimulatedProvider())
+    worker = BillingWorker(settings, sessions, OrderClient(orders_http), provider)
     await worker.start()
     resources.push_async_callback(worker.stop)
     return worker
@@ -97,13 +98,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings, AUDIENCE, keys, store
             )
             app.state.readiness_checks = checks
+            # One provider for the worker's charges and the API's refunds.
+            app.state.provider = SimulatedProvider()
             # DPoP (RFC 9449): every caller is a service (gateway), so only bound tokens
             # are accepted.
             dpop_keys = dpop.install(app, settings, store, required=True, origins=settings.origins)
             app.state.worker = None
             if settings.runs_worker:
                 app.state.worker = await _start_worker(
-                    resources, settings, sessions, http, store, dpop_keys
+                    resources, settings, sessions, http, store, dpop_keys, app.state.provider
                 )
             log.info(
                 "billing service ready",

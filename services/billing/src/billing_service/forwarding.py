@@ -12,6 +12,7 @@ required; signature, expiry, issuer and revocation stay checked.
 ``GET /internal/orders/{id}/payment`` (``payments:verify``) loses its caller
 check too but keeps the scope: no customer token holds ``payments:verify``,
 so only a service's client-credentials token passes, whichever service it is.
+``POST /internal/orders/{id}/refund`` (``payments:refund``) likewise.
 
 Billing's own outgoing call (the worker fetching an order) has no user
 behind it and keeps its client-credentials token in both modes.
@@ -22,10 +23,11 @@ from __future__ import annotations
 from hopauth.fastapi import Requires
 from hopkit.forwarding import Overrides
 
-from .deps import READ, VERIFY
+from .deps import READ, REFUND, VERIFY
 
 WEAKENED: Overrides = {
     READ: Requires("billing:read"),
     VERIFY: Requires("payments:verify"),
+    REFUND: Requires("payments:refund"),
 }
 """Each secure check of :mod:`billing_service.deps` -> its forward-mode stand-in."""

@@ -37,6 +37,7 @@ processed_events = processed_events_table(Base.metadata)
 class InvoiceStatus(StrEnum):
     PAID = "PAID"  # the provider took the money
     DECLINED = "DECLINED"  # the provider refused the card; nobody was charged
+    REFUNDED = "REFUNDED"  # paid, then given back: the order was cancelled before it was paid
 
 
 class Invoice(Base):
@@ -57,12 +58,14 @@ class Invoice(Base):
     decline_reason: Mapped[str | None] = mapped_column(String(64))
     # The provider's id of the charge attempt, for reconciliation with its records.
     provider_reference: Mapped[str] = mapped_column(String(64))
+    # The provider's id of the refund, once the invoice is REFUNDED; null before.
+    refund_reference: Mapped[str | None] = mapped_column(String(64))
     # The order.placed event that caused the charge: the audit trail back to Kafka.
     event_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint("status IN ('PAID', 'DECLINED')", name="status_known"),
+        CheckConstraint("status IN ('PAID', 'DECLINED', 'REFUNDED')", name="status_known"),
         CheckConstraint("amount_cents > 0", name="amount_positive"),
         CheckConstraint("length(currency) = 3", name="currency_code"),
         Index("ix_invoices_customer_id_created_at", "customer_id", "created_at"),

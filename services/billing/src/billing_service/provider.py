@@ -14,6 +14,11 @@ service never stores or sends more, so billing never holds a card number.
 A real provider would take ``idempotency_key`` (the order id) to make a
 retried charge return the first charge's result instead of charging twice;
 the signature carries it so swapping in a real client changes nothing above.
+
+A refund (the compensation for a payment whose order was cancelled meanwhile)
+always succeeds here, for the whole amount, and keeps a record of itself in
+:attr:`SimulatedProvider.refunds`: what a real provider's dashboard would
+show, and what tests check a refund against.
 """
 
 from __future__ import annotations
@@ -42,8 +47,21 @@ class Charge:
     requires_action: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Refund:
+    reference: str  # the provider's id of the refund
+    charge_reference: str  # the charge it gives the money back for
+    amount_cents: int
+    currency: str
+    idempotency_key: str
+
+
 class SimulatedProvider:
-    """Charges in memory. Same request, same answer (and same reference)."""
+    """Charges and refunds in memory. Same request, same answer (and same reference)."""
+
+    def __init__(self) -> None:
+        #: Every refund made, in order; a retried refund (same key) is not added again.
+        self.refunds: list[Refund] = []
 
     def charge(
         self, *, masked_card: str, amount_cents: int, currency: str, idempotency_key: str
@@ -62,3 +80,15 @@ class SimulatedProvider:
         if masked_card == DECLINED_CARD:
             return Charge(approved=False, reference=reference, decline_reason=DECLINE_REASON)
         return Charge(approved=True, reference=reference)
+
+    def refund(
+        self, *, charge_reference: str, amount_cents: int, currency: str, idempotency_key: str
+    ) -> Refund:
+        """Give back the whole of a charge. Always succeeds; a retry returns the first refund."""
+        for made in self.refunds:
+            if made.idempotency_key == idempotency_key:
+                return made
+        reference = "sim_re_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+        made = Refund(reference, charge_reference, amount_cents, currency, idempotency_key)
+        self.refunds.append(made)
+        return made

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Invoice
@@ -23,6 +23,19 @@ async def invoice_for_order(session: AsyncSession, order_id: str) -> Invoice | N
         select(Invoice).where(Invoice.order_id == order_id)
     )
     return found
+
+
+async def mark_refunded(session: AsyncSession, invoice_id: str, refund_reference: str) -> bool:
+    """PAID -> REFUNDED; False when the invoice was not PAID (a concurrent refund came first).
+
+    Conditional on the status, so two refunds racing on one invoice change it once.
+    """
+    result = await session.execute(
+        update(Invoice)
+        .where(Invoice.id == invoice_id, Invoice.status == "PAID")
+        .values(status="REFUNDED", refund_reference=refund_reference)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def add_invoice(session: AsyncSession, invoice: Invoice) -> Invoice:

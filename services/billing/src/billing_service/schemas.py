@@ -23,7 +23,7 @@ PENDING_PAYMENT = "PENDING_PAYMENT"
 class InvoiceOut(BaseModel):
     id: str
     order_id: str
-    status: Literal["PAID", "DECLINED"]
+    status: Literal["PAID", "DECLINED", "REFUNDED"]
     amount_cents: int
     currency: str = Field(description="ISO 4217 code")
     created_at: datetime
@@ -39,7 +39,8 @@ class PaymentOut(BaseModel):
     """A payment as billing recorded it (its invoice): what a payment event may claim.
 
     ``status`` is named after the event billing emitted for it:
-    ``succeeded`` (``payment.succeeded``, invoice ``PAID``) or ``failed``
+    ``succeeded`` (``payment.succeeded``, invoice ``PAID``, or ``REFUNDED``
+    since: the payment happened, and was given back) or ``failed``
     (``payment.failed``, invoice ``DECLINED``).
     """
 
@@ -50,6 +51,17 @@ class PaymentOut(BaseModel):
     currency: str = Field(description="ISO 4217 code")
     customer_id: str = Field(description="The customer charged, as the order service said")
     reason: str | None = Field(description="Why the provider declined; null when paid")
+
+
+class RefundOut(BaseModel):
+    """A payment given back: the answer to ``POST /internal/orders/{id}/refund``, every time."""
+
+    order_id: str
+    invoice_id: str
+    status: Literal["REFUNDED"] = Field(description="The invoice's status, now")
+    amount_cents: int = Field(description="What was given back: the whole payment")
+    currency: str = Field(description="ISO 4217 code")
+    refund_reference: str = Field(description="The provider's id of the refund")
 
 
 class OrderPlacedData(BaseModel):

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 PROBLEMS = "https://hopshop.example/problems/"
 #: The problem for an order billing has no payment for; its callers tell it from a wrong URL.
 PAYMENT_NOT_FOUND = PROBLEMS + "payment-not-found"
+#: The problem for a refund of an invoice that holds no payment to give back (DECLINED).
+NOT_REFUNDABLE = PROBLEMS + "payment-not-refundable"
 
 
 class Outcome(StrEnum):
@@ -78,6 +80,46 @@ async def payment_for_order(session: AsyncSession, order_id: str) -> Invoice:
             type_=PAYMENT_NOT_FOUND,
             order_id=order_id,
         )
+    return invoice
+
+
+async def refund_order(
+    session: AsyncSession, order_id: str, provider: SimulatedProvider
+) -> Invoice:
+    """Give back the payment for ``order_id``: the provider refunds it, the invoice is REFUNDED.
+
+    The compensation for a payment that reached order after the order was
+    cancelled (docs/internal-api.md). Idempotent: an invoice already
+    REFUNDED is answered as it is, nobody is refunded twice. A 404 problem
+    (:data:`PAYMENT_NOT_FOUND`) when billing charged nothing for the order, a
+    409 (:data:`NOT_REFUNDABLE`) when its invoice holds no payment (DECLINED).
+    The provider is idempotent on the order id too, so two refunds racing on
+    one invoice give the money back once and both answer the same.
+    """
+    invoice = await payment_for_order(session, order_id)
+    if invoice.status == InvoiceStatus.REFUNDED:
+        return invoice
+    if invoice.status != InvoiceStatus.PAID:
+        raise Problem(
+            409,
+            "Payment not refundable",
+            f"the invoice of order {order_id!r} is {invoice.status}: there is nothing to give back",
+            type_=NOT_REFUNDABLE,
+            order_id=order_id,
+            invoice_status=invoice.status,
+        )
+    refund = provider.refund(
+        charge_reference=invoice.provider_reference,
+        amount_cents=invoice.amount_cents,
+        currency=invoice.currency,
+        idempotency_key=order_id,
+    )
+    await repository.mark_refunded(session, invoice.id, refund.reference)
+    await session.refresh(invoice)
+    log.info(
+        "payment refunded",
+        extra={"order_id": order_id, "invoice_id": invoice.id, "amount_cents": refund.amount_cents},
+    )
     return invoice
 
 

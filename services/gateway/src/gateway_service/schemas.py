@@ -85,7 +85,7 @@ class InvoiceOut(BaseModel):
 
     id: Id
     order_id: Id
-    status: str = Field(description="PAID or DECLINED")
+    status: str = Field(description="PAID, DECLINED or REFUNDED")
     amount_cents: int
     currency: str
     created_at: str

@@ -7,6 +7,11 @@ order service's own client-credentials token (client ``order``, aud
 ``billing``, ``payments:verify``; no user is behind a Kafka event), for
 ``GET /internal/orders/{id}/payment`` and acts on that answer alone
 (docs/internal-api.md).
+
+The same client gives a payment back (``POST /internal/orders/{id}/refund``,
+``payments:refund``) when billing confirms a payment for an order cancelled
+before the payment reached it. Billing makes the refund idempotent, so a
+retried or redelivered event asks again safely.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from hopauth import HopAuthError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 AUDIENCE = "billing"
-SCOPES = ("payments:verify",)
+# One token for both calls: order asks for a refund only of a payment billing just vouched for.
+SCOPES = ("payments:verify", "payments:refund")
 #: Billing's problem for an order it has no payment for. A 404 without it (a wrong base URL,
 #: a route that moved) proves nothing about the payment, so it is retried instead.
 PAYMENT_NOT_FOUND = "https://hopshop.example/problems/payment-not-found"
@@ -41,6 +47,24 @@ class _PaymentOut(BaseModel):
     status: Literal["succeeded", "failed"]
     amount_cents: int
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class _RefundOut(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    order_id: str
+    invoice_id: str = Field(min_length=1, max_length=64)
+    status: Literal["REFUNDED"]
+    refund_reference: str = Field(min_length=1, max_length=64)
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """A payment billing gave back: its invoice is REFUNDED."""
+
+    order_id: str
+    invoice_id: str
+    refund_reference: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +113,33 @@ class Billing:
             status=found.status,
             amount_cents=found.amount_cents,
             currency=found.currency,
+        )
+
+    async def refund(self, order_id: str) -> Refund:
+        """Have billing give back the order's payment; the same answer every time it is asked.
+
+        Anything but billing's 200 raises :class:`BillingUnavailable`, so the
+        consumer retries: a refund owed is never dropped. ``order_id`` is
+        quoted as in :meth:`payment`.
+        """
+        try:
+            response = await self._http.post(f"/internal/orders/{quote(order_id, safe='')}/refund")
+        except HopAuthError as exc:
+            raise BillingUnavailable(f"no token for billing: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise BillingUnavailable(f"billing unreachable: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise BillingUnavailable(f"billing answered {response.status_code} to the refund")
+        try:
+            done = _RefundOut.model_validate_json(response.content)
+        except ValidationError:
+            raise BillingUnavailable("billing answered 200 with an unusable body") from None
+        if done.order_id != order_id:
+            raise BillingUnavailable("billing refunded another order")
+        return Refund(
+            order_id=done.order_id,
+            invoice_id=done.invoice_id,
+            refund_reference=done.refund_reference,
         )
 
 

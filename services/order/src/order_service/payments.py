@@ -14,6 +14,12 @@ failed, and whatever the event says about the invoice or the amount must
 match. The call comes before the handler's first write, so no database write
 transaction waits on billing.
 
+A confirmed ``payment.succeeded`` for an order cancelled meanwhile (the
+customer or the expiry job won the race with the payment) is refunded at
+billing (:func:`order_service.service.confirm_payment`); only once billing has
+vouched for the payment, so a forged event refunds nothing. That call too
+comes before any write, and billing not answering it is retried like the check.
+
 An event billing does not confirm is dropped: a warning line (event id,
 type, reason; nothing from the event's data) and the event recorded as
 processed. Not retried, because a forged event stays forged; not
@@ -79,6 +85,7 @@ def payment_handler(inventory: Inventory, billing: Billing) -> Handler:
                     session,
                     order_id,
                     inventory,
+                    billing,
                     amount_cents=payment.amount_cents,
                     currency=payment.currency,
                 )

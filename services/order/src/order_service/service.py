@@ -11,7 +11,9 @@ is committed together with the change it announces. Lifecycle::
     PENDING_PAYMENT --expiry job---------> CANCELLED   expired, released
 
 The first transition wins; any later one (a redelivered event, a late
-payment, a double click) changes nothing.
+payment, a double click) changes nothing. One compensation: a payment that
+billing took before the order was cancelled, arriving after, is given back
+(billing's refund), so a customer never pays for an order they do not get.
 
 Inventory is called before the transaction's first write, never while it
 holds one: SQLite has one writer at a time, and a write transaction held
@@ -37,6 +39,7 @@ from hopkit.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import compensation, repository
+from .billing import Billing
 from .inventory import Inventory, Line, ReservationSettled
 from .models import CancelReason, Order, OrderItem, OrderStatus
 
@@ -201,13 +204,18 @@ async def confirm_payment(
     session: AsyncSession,
     order_id: str,
     inventory: Inventory,
+    billing: Billing,
     *,
     amount_cents: int | None = None,
     currency: str | None = None,
 ) -> bool:
     """Billing charged the order: CONFIRMED, reservation committed, ``order.confirmed``.
 
-    False when the order had already left ``PENDING_PAYMENT`` (nothing changes).
+    Call it only for a payment billing confirmed (payments.py). When the order
+    was cancelled first, the payment is refunded at ``billing`` instead (True:
+    that is this event's effect); :class:`~order_service.billing.BillingUnavailable`
+    is raised when billing does not do it, for the consumer to retry. False when
+    the order had already left ``PENDING_PAYMENT`` otherwise (nothing changes).
     A payment for another amount than the order's is refused (409), not applied.
     """
     order = await get_any_order(session, order_id)
@@ -222,8 +230,7 @@ async def confirm_payment(
             order_id=order_id,
         )
     if order.status != OrderStatus.PENDING_PAYMENT:
-        await _log_unchanged(session, order_id, "payment.succeeded")
-        return False
+        return await _late_payment(session, order_id, billing)
     try:
         await inventory.commit(order_id)
     except ReservationSettled:
@@ -233,8 +240,7 @@ async def confirm_payment(
         session, order_id, to=OrderStatus.CONFIRMED, reason=None, now=datetime.now(UTC)
     )
     if not moved:  # a concurrent copy of this payment confirmed it first
-        await _log_unchanged(session, order_id, "payment.succeeded")
-        return False
+        return await _late_payment(session, order_id, billing)
     await _announce(session, ORDER_CONFIRMED, order_id, order.customer_id)
     return True
 
@@ -304,12 +310,34 @@ async def _announce(
     await add_to_outbox(session, topic, order_id, envelope)
 
 
+async def _late_payment(session: AsyncSession, order_id: str, billing: Billing) -> bool:
+    """A confirmed payment for an order no longer pending: refunded if it was cancelled.
+
+    The cancellation (customer, expiry) won the race with the payment, the
+    stock is released: the customer must get the money back. Billing's
+    refund is idempotent, so a retry after a failure below is safe. True when
+    refunded, False when the order is CONFIRMED already (a redelivery).
+    """
+    order = await get_any_order(session, order_id)
+    if order.status != OrderStatus.CANCELLED:
+        await _log_unchanged(session, order_id, "payment.succeeded")
+        return False
+    refund = await billing.refund(order_id)
+    log.info(
+        "payment for a cancelled order refunded",
+        extra={
+            "order_id": order_id,
+            "invoice_id": refund.invoice_id,
+            "refund_reference": refund.refund_reference,
+            "cancel_reason": order.reason,
+        },
+    )
+    return True
+
+
 async def _log_unchanged(session: AsyncSession, order_id: str, event: str) -> None:
     order = await get_any_order(session, order_id)
-    level = logging.WARNING if order.status == OrderStatus.CANCELLED else logging.INFO
-    # A payment for a cancelled order needs a refund: worth a warning (there is no refund flow).
-    log.log(
-        level,
+    log.info(
         "order no longer pending; event changes nothing",
         extra={"order_id": order_id, "event": event, "order_status": order.status},
     )
