@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
+from hopkit.dpop import as_origins
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -142,5 +143,4 @@ class Settings(BaseSettings):
         ``scheme://host[:port]``: a proof names one of them and the path this
         server receives (see ``oauth.dpop.checked_proof`` for the token endpoint).
         """
-        urls = [urlsplit(url) for url in (self.issuer, self.auth_url, self.public_url) if url]
-        return tuple(dict.fromkeys(f"{url.scheme}://{url.netloc}" for url in urls))
+        return as_origins([url for url in (self.issuer, self.auth_url, self.public_url) if url])

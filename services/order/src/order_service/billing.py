@@ -84,19 +84,25 @@ class Billing:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
 
+    async def _send(self, method: str, order_id: str, action: str) -> httpx.Response:
+        """``method /internal/orders/{order_id}/{action}``; no answer is BillingUnavailable."""
+        try:
+            return await self._http.request(
+                method, f"/internal/orders/{quote(order_id, safe='')}/{action}"
+            )
+        except HopAuthError as exc:
+            # The issuer refused us a token: a policy or secret problem (hopauth logged why).
+            raise BillingUnavailable(f"no token for billing: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise BillingUnavailable(f"billing unreachable: {type(exc).__name__}") from None
+
     async def payment(self, order_id: str) -> Payment | None:
         """What billing recorded for the order, or None when it charged nothing for it.
 
         ``order_id`` was checked against the order id pattern by the caller and
         is quoted anyway: an id from a message never steers our token elsewhere.
         """
-        try:
-            response = await self._http.get(f"/internal/orders/{quote(order_id, safe='')}/payment")
-        except HopAuthError as exc:
-            # The issuer refused us a token: a policy or secret problem (hopauth logged why).
-            raise BillingUnavailable(f"no token for billing: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise BillingUnavailable(f"billing unreachable: {type(exc).__name__}") from None
+        response = await self._send("GET", order_id, "payment")
         if response.status_code == 404 and _problem_type(response) == PAYMENT_NOT_FOUND:
             return None
         if response.status_code != 200:
@@ -122,12 +128,7 @@ class Billing:
         consumer retries: a refund owed is never dropped. ``order_id`` is
         quoted as in :meth:`payment`.
         """
-        try:
-            response = await self._http.post(f"/internal/orders/{quote(order_id, safe='')}/refund")
-        except HopAuthError as exc:
-            raise BillingUnavailable(f"no token for billing: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise BillingUnavailable(f"billing unreachable: {type(exc).__name__}") from None
+        response = await self._send("POST", order_id, "refund")
         if response.status_code != 200:
             raise BillingUnavailable(f"billing answered {response.status_code} to the refund")
         try:

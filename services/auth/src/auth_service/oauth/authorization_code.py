@@ -159,15 +159,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         request has no side effects.
         """
         code: CodeRecord = self.request.authorization_code
-        context = self.server.context
-        claimed = False
-        if not code.used:
-            with transaction(context.db) as session:
-                claimed = repository.claim_authorization_code(
-                    session, code.code_sha256, context.now()
-                )
-        if not claimed:
-            context.sessions.revoke(code.sid, "authorization_code_replay")
+        if not self.server.context.spend_once(
+            repository.claim_authorization_code,
+            code.code_sha256,
+            spent=code.used,
+            sid=code.sid,
+            reason="authorization_code_replay",
+        ):
             raise InvalidGrantError("Invalid 'code' in request.")
         return super().create_token_response()  # type: ignore[no-any-return]
 

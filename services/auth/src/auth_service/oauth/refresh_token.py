@@ -90,15 +90,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         whole captured request is refused for its proof and revokes nothing.
         """
         record: RefreshRecord = self.request.refresh_token
-        context = self.server.context
-        claimed = False
-        if not record.spent:
-            with transaction(context.db) as session:
-                claimed = repository.claim_refresh_token(
-                    session, record.token_sha256, context.now()
-                )
-        if not claimed:
-            context.sessions.revoke(record.sid, "refresh_token_reuse")
+        if not self.server.context.spend_once(
+            repository.claim_refresh_token,
+            record.token_sha256,
+            spent=record.spent,
+            sid=record.sid,
+            reason="refresh_token_reuse",
+        ):
             raise InvalidGrantError()
         return super().create_token_response()  # type: ignore[no-any-return]
 

@@ -63,6 +63,30 @@ class ServerContext:
     def now(self) -> int:
         return int(self.clock())
 
+    def spend_once(
+        self,
+        claim: Callable[[Session, str, int], bool],
+        digest: str,
+        *,
+        spent: bool,
+        sid: str,
+        reason: str,
+    ) -> bool:
+        """Claim a single-use credential (code, refresh token) with ``claim``; else revoke.
+
+        Already ``spent``, or a lost race to claim it, is a second use: the login
+        session ``sid`` is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and False
+        returned. Grants call it as they issue, after validation and after the
+        token endpoint recorded the request's DPoP proof.
+        """
+        claimed = False
+        if not spent:
+            with transaction(self.db) as session:
+                claimed = claim(session, digest, self.now())
+        if not claimed:
+            self.sessions.revoke(sid, reason)
+        return claimed
+
 
 class HopAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, context: ServerContext, clients: Mapping[str, RegisteredClient]) -> None:
