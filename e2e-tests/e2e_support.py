@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 REDIRECT_URI = "http://127.0.0.1:8000/callback"
-SCOPES = "orders:read orders:write billing:read notifications:read support:read"
+# What the web UI asks for; the issuer grants the support:* scopes to support staff only.
+SCOPES = "orders:read orders:write billing:read notifications:read support:read support:broadcast"
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 

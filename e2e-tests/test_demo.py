@@ -72,3 +72,19 @@ def test_demo_prints_the_token_of_every_hop(system: System) -> None:
     )
     assert worker["sub"] == "billing-worker"  # sub = client_id: no user
     assert worker["act"] == "-"
+
+    # The command the demo ends with prints that trace from every service (order: unit-tested).
+    command = re.search(r"hopshop logs --trace ([0-9a-f]{32})", output)
+    assert command is not None, output
+    state_dir, trace = system.env["state_dir"], command.group(1)
+    traced = subprocess.run(  # noqa: S603 - our own command, fixed arguments
+        [sys.executable, "-m", "hopshop_stack", "logs", "--state-dir", state_dir, "--trace", trace],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert traced.returncode == 0, traced.stderr
+    services = [line.split(" | ")[0].strip() for line in traced.stdout.splitlines()]
+    assert {"gateway", "order", "inventory", "billing"} <= set(services), traced.stdout
+    assert "eyJ" not in traced.stdout

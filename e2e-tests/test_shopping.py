@@ -112,13 +112,17 @@ def test_a_declined_card_cancels_the_order_and_releases_stock(
 def test_insufficient_stock_is_a_409_and_nothing_is_charged(
     gateway: httpx.Client, alice: dict[str, str]
 ) -> None:
-    product = a_product(gateway)
+    # The scarcest product, one unit more than it has: within order's limit on the units one
+    # customer's unpaid orders may hold (ORDER_MAX_OPEN_UNITS), so stock is what refuses it.
+    products: list[dict[str, Any]] = gateway.get("/api/products").json()
+    product = min(products, key=lambda p: p["available"])
     invoices_before = len(gateway.get("/api/invoices", headers=alice).json())
     orders_before = len(gateway.get("/api/orders", headers=alice).json())
 
     response = place(gateway, alice, product["id"], quantity=product["available"] + 1)
     assert response.status_code == 409, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"].endswith("/insufficient-stock"), response.text
     assert len(gateway.get("/api/orders", headers=alice).json()) == orders_before
     assert len(gateway.get("/api/invoices", headers=alice).json()) == invoices_before
 

@@ -88,8 +88,9 @@ def test_support_access_shows_carol_in_act(
 
 
 def test_a_broadcast_reaches_customers(
-    gateway: httpx.Client, alice: dict[str, str], carol: dict[str, str]
+    system: System, gateway: httpx.Client, alice: dict[str, str], carol: dict[str, str]
 ) -> None:
+    # carol's login asked for support:broadcast (SCOPES), which only support staff get.
     message = "Maintenance tonight at 22:00"
     sent = gateway.post("/api/broadcasts", json={"message": message}, headers=carol)
     assert sent.status_code == 201, sent.text
@@ -101,7 +102,15 @@ def test_a_broadcast_reaches_customers(
         ],
         "the broadcast",
     )
-    assert gateway.post("/api/broadcasts", json={"message": "x"}, headers=alice).status_code == 403
+    # Reading any order (support:read) is not posting: a login without the scope is refused,
+    # and so is a customer, whatever she asked for.
+    reader = bearer(login(system.auth, "carol", scope="notifications:read support:read"))
+    for headers in (reader, alice):
+        refused = gateway.post("/api/broadcasts", json={"message": "x"}, headers=headers)
+        assert refused.status_code == 403, refused.text
+        challenge = refused.headers["www-authenticate"]
+        assert 'error="insufficient_scope"' in challenge, challenge
+        assert 'scope="support:broadcast"' in challenge, challenge
 
 
 @pytest.mark.parametrize(

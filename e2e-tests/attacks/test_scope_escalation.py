@@ -122,7 +122,9 @@ WORKER_EXPECT = {
     ),
     "/api/broadcasts": Expect(
         secure=refused(401, "invalid_token", f"{WRONG_AUDIENCE}: aud=order is not the gateway"),
-        vulnerable=refused(403, "insufficient_scope", f"{SCOPE_CHECK}: support:read"),
+        vulnerable=refused(
+            403, "insufficient_scope", f"{SCOPE_CHECK}: support:broadcast", "support:broadcast"
+        ),
     ),
     "/broadcasts": Expect(
         secure=refused(401, "invalid_token", f"{WRONG_AUDIENCE}: aud=order is not notification"),
@@ -224,6 +226,8 @@ SUPPORT_ROUTES = [
     pytest.param("gateway", "POST", "/api/broadcasts", id="broadcast at the gateway"),
     pytest.param("order", "GET", "/support/orders/{order}/owner", id="support lookup at order"),
 ]
+#: The scope each support route needs; only support staff get it at login (policy.toml).
+SUPPORT_SCOPE = {"/api/broadcasts": "support:broadcast"}
 
 
 @pytest.mark.parametrize(("service_name", "method", "path"), SUPPORT_ROUTES)
@@ -237,12 +241,14 @@ def test_customer_token_on_support_endpoints(
     method: str,
     path: str,
 ) -> None:
+    scope = SUPPORT_SCOPE.get(path, "support:read")
     attack.expect(
         Expect.both(
             refused(
                 403,
                 "insufficient_scope",
-                f"{SCOPE_CHECK}: support:read, which only support staff get at login",
+                f"{SCOPE_CHECK}: {scope}, which only support staff get at login",
+                detail=scope,
             )
         )
     )

@@ -21,7 +21,8 @@ import yaml
 from auth_service.config import Settings as AuthSettings
 from auth_service.policy import load_policy
 from auth_service.redirect_uris import add_redirect_uris
-from hopshop_stack.components import SERVICES, Service
+from hopkit.events import ALL_TOPICS
+from hopshop_stack.components import SERVICES, TOPICS, Service
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -170,3 +171,15 @@ def test_one_database_per_service_is_created() -> None:
     for service in SERVICES:
         if service.database:
             assert re.search(rf'CREATE DATABASE "?{service.name}"?;', init), service.name
+
+
+def test_compose_makes_the_topics_the_local_stack_and_the_services_use() -> None:
+    # Three lists of one thing (compose's shell loop, the stack's, hopkit's): a topic
+    # missing from one is a consumer that waits forever or a relay that cannot publish.
+    command = "\n".join(COMPOSE["services"]["kafka-topics"]["command"])
+    loop = re.search(r"for topic in ([^;]+);", command)
+    assert loop, command
+    made = set(loop.group(1).split())
+    assert made | {f"{topic}.dlq" for topic in made} == set(TOPICS)
+    assert made == set(ALL_TOPICS)
+    assert "payment.refunded" in made

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hopshop_stack import demo, state
 from hopshop_stack.cli import build_parser, main
-from hopshop_stack.token import note
+from hopshop_stack.token import default_scope, note
 
 # Shaped like the claims of a real login's token (RFC 9068 §2.2); never printed here.
 CLAIMS = {
@@ -27,7 +27,14 @@ CLAIMS = {
 
 def test_defaults_are_alice_and_the_demos_scopes() -> None:
     args = build_parser().parse_args(["token"])
-    assert (args.command, args.user, args.scope) == ("token", "alice", demo.SCOPE)
+    assert (args.command, args.user, args.scope) == ("token", "alice", None)
+    assert default_scope(args.user) == default_scope("bob") == demo.SCOPE
+
+
+def test_support_staff_also_ask_for_the_support_scopes_by_default() -> None:
+    scopes = default_scope("carol").split()
+    assert set(scopes) == set(demo.SCOPE.split()) | {"support:read", "support:broadcast"}
+    assert len(scopes) == len(set(scopes))
 
 
 def test_a_user_and_scopes_apart_by_commas_or_spaces() -> None:

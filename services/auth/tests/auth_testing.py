@@ -48,7 +48,8 @@ def authorize_params(challenge: str, state: str = "st4te", **extra: str) -> dict
         "response_type": "code",
         "client_id": "web",
         "redirect_uri": REDIRECT_URI,
-        "scope": "orders:read orders:write billing:read notifications:read support:read",
+        "scope": "orders:read orders:write billing:read notifications:read support:read "
+        "support:broadcast",
         "state": state,
         "code_challenge": challenge,
         "code_challenge_method": "S256",

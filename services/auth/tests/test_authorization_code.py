@@ -32,7 +32,46 @@ def test_login_issues_a_user_token_for_the_gateway(http: httpx.Client) -> None:
 
 
 def test_support_staff_also_get_support_scope(http: httpx.Client) -> None:
-    assert "support:read" in claims(login(http, "carol").access_token)["scope"].split()
+    scopes = claims(login(http, "carol").access_token)["scope"].split()
+    assert {"support:read", "support:broadcast"} <= set(scopes)
+
+
+def _login_asking(http: httpx.Client, username: str, scope: str) -> set[str]:
+    """The granted scope of a login that asks for ``scope`` (RFC 6749 §3.3)."""
+    verifier, challenge = pkce_pair()
+    params = authorize_params(challenge, scope=scope)
+    posted = http.post(
+        "/authorize",
+        params=params,
+        data={"username": username, "password": f"{username}-dev-password"},
+    )
+    assert posted.status_code == 302, posted.text
+    code = parse_qs(urlsplit(posted.headers["location"]).query)["code"][0]
+    response = redeem(http, code, verifier)
+    assert response.status_code == 200, response.text
+    granted: str = claims(response.json()["access_token"])["scope"]
+    return set(granted.split())
+
+
+def test_broadcasting_is_its_own_scope_and_only_staff_get_it(http: httpx.Client) -> None:
+    """``support:broadcast`` comes only when asked for, and only to support staff."""
+    asked = "notifications:read support:read support:broadcast"
+    assert _login_asking(http, "carol", asked) == set(asked.split())
+    # Asked without it, carol's token cannot post a broadcast at the gateway.
+    without = "notifications:read support:read"
+    assert _login_asking(http, "carol", without) == set(without.split())
+    assert _login_asking(http, "carol", "support:broadcast") == {"support:broadcast"}
+    # A customer asking for it gets what customers get, without it.
+    assert _login_asking(http, "alice", asked) == {"notifications:read"}
+
+
+def test_support_broadcast_is_never_exchanged_for_a_service(http: httpx.Client) -> None:
+    """It is a gateway scope: no exchange policy lists it, so no hop carries it on."""
+    carol = login(http, "carol").access_token
+    for audience in ("order", "notification"):
+        assert_oauth_error(
+            exchange(http, "gateway", carol, audience, "support:broadcast"), 400, "invalid_scope"
+        )
 
 
 def test_login_form_is_served_with_protective_headers(http: httpx.Client) -> None:

@@ -19,6 +19,8 @@ from auth_testing import REDIRECT_URI, assert_oauth_error, claims, client_creden
 
 # The shipped policy, as DESIGN.md's "Starting policy" table states it.
 LOGIN_SCOPES = {"orders:read", "orders:write", "billing:read", "notifications:read"}
+# Only support staff get these at login: read any order, post broadcasts.
+SUPPORT_SCOPES = {"support:read", "support:broadcast"}
 CLIENTS = {"web", "gateway", "order", "order-scheduler", "billing-worker", "notification-worker"}
 CLIENT_CREDENTIALS = {
     "web": {},
@@ -84,11 +86,11 @@ def test_web_logs_users_in_for_the_gateway(shipped: Policy) -> None:
     assert web.login.audience == "gateway"
     assert set(web.login.scopes) == LOGIN_SCOPES
     assert {role: set(scopes) for role, scopes in web.login.role_scopes.items()} == {
-        "support": {"support:read"}
+        "support": SUPPORT_SCOPES
     }
     assert set(web.login.scopes_for(frozenset({"customer"}))) == LOGIN_SCOPES
     assert set(web.login.scopes_for(frozenset())) == LOGIN_SCOPES
-    assert set(web.login.scopes_for(frozenset({"support"}))) == LOGIN_SCOPES | {"support:read"}
+    assert set(web.login.scopes_for(frozenset({"support"}))) == LOGIN_SCOPES | SUPPORT_SCOPES
 
 
 @pytest.mark.parametrize("client_id", sorted(CLIENTS))
@@ -161,8 +163,8 @@ def test_gateway_exchange_is_requested_and_subject_and_policy(shipped: Policy) -
 def test_scopes_supported_is_every_scope_once_sorted(shipped: Policy) -> None:
     assert shipped.scopes_supported() == sorted(
         LOGIN_SCOPES
+        | SUPPORT_SCOPES
         | {
-            "support:read",
             "notifications:broadcast",
             "inventory:reserve",
             "inventory:release",

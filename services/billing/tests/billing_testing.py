@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from auth_testing import claims, gateway_token
 from billing_service import repository
 from billing_service.config import CONSUMER_GROUP, Settings
-from billing_service.models import Base, Invoice, processed_events
+from billing_service.models import Base, Invoice, outbox, processed_events
 from hopkit.db import create_engine, session_factory
 from hopkit.events import ORDER_PLACED, Envelope
 from sqlalchemy import func, select
@@ -145,6 +145,19 @@ async def invoices_for(database_url: str, order_id: str) -> list[Invoice]:
         async with session_factory(engine)() as session:
             rows = await session.scalars(select(Invoice).where(Invoice.order_id == order_id))
             return list(rows.all())
+    finally:
+        await engine.dispose()
+
+
+async def outbox_rows(database_url: str, order_id: str) -> list[dict[str, Any]]:
+    """Every outbox row billing wrote about ``order_id`` (its key), oldest first."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                select(outbox).where(outbox.c.key == order_id).order_by(outbox.c.id)
+            )
+            return [dict(row._mapping) for row in result]
     finally:
         await engine.dispose()
 

@@ -54,6 +54,7 @@ def test_order_reads_the_payment_billing_recorded(
         "currency": "EUR",
         "customer_id": subject_of(alice),
         "reason": None,
+        "refunded": False,
     }
 
 

@@ -30,6 +30,8 @@ def make_settings(issuer: str, **overrides: object) -> Settings:
         "json_logs": False,
         "access_log": True,
         "rate_limit": 1000,
+        # The tests share carol and one valkey: test_broadcast_quota.py sets its own quota.
+        "broadcast_quota": 1000,
         **overrides,
     }
     return Settings.model_validate(values)

@@ -106,6 +106,10 @@ def test_alice_lists_and_reads_her_order(
     one = http.get(f"/api/orders/{alices_order['id']}", headers=bearer(alice.access_token))
     assert one.status_code == 200, one.text
     assert one.json()["id"] == alices_order["id"]
+    # Answers made for alice must not be kept by a browser or a proxy (RFC 9111 §5.2.2.5).
+    assert listed.headers["cache-control"] == "no-store"
+    assert one.headers["cache-control"] == "no-store"
+    assert "cache-control" not in http.get("/api/products").headers
 
 
 def test_bob_gets_a_404_for_alices_order(
@@ -189,10 +193,11 @@ def test_a_declined_card_cancels_the_order(
     assert order["reason"] == "payment_declined"
 
 
-def test_insufficient_stock_is_passed_on_as_409(
-    http: httpx.Client, alice: Login, product: dict[str, Any]
-) -> None:
-    response = place(http, alice, product["id"], quantity=1000)
+def test_insufficient_stock_is_passed_on_as_409(http: httpx.Client, alice: Login) -> None:
+    # The scarcest product, one unit more than it has: within order's limit on what one
+    # customer's unpaid orders may hold (ORDER_MAX_OPEN_UNITS), so stock is what refuses it.
+    scarce = min(http.get("/api/products").json(), key=lambda p: p["available"])
+    response = place(http, alice, scarce["id"], quantity=scarce["available"] + 1)
     problem = assert_problem(response, 409)
     assert problem["type"].endswith("insufficient-stock")
 

@@ -26,9 +26,11 @@ from alembic.runtime.migration import MigrationContext
 from auth_testing import claims, client_credentials, exchange, login
 from billing_service import repository as billing_repository
 from billing_service.models import Invoice
+from billing_testing import outbox_rows
 from hopkit.db import create_engine, session_factory
 from hopkit.events import ORDER_CONFIRMED, Envelope, dlq
 from hopkit.logs import JsonFormatter
+from hopkit.outbox import OutboxRelay
 from notification_service import service
 from notification_service.config import Settings
 from notification_service.contacts import ContactCache
@@ -270,6 +272,26 @@ async def processed(database_url: str, event_id: str) -> int:
         await engine.dispose()
 
 
+#: What the worker logs when an event's owner does not confirm it.
+DROPPED = "event not confirmed by its owner; nobody notified"
+
+
+def dropped_lines(text: str, event_id: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in text.splitlines()]
+    return [x for x in lines if x.get("msg") == DROPPED and x.get("event_id") == event_id]
+
+
+async def assert_dropped(database_url: str, logs: str, forged: Envelope, reason: str) -> None:
+    """``forged`` was dropped as unconfirmed for ``reason``: logged once, nothing stored."""
+    [line] = dropped_lines(logs, forged.event_id)
+    assert (line["type"], line["reason"]) == (forged.type, reason)
+    assert line["level"] == "warning"
+    assert await stored(database_url, str(forged.data["order_id"])) == []
+    # Handled once (one log line) and not recorded: a genuine event carrying the
+    # same id must still be applied (hopkit.events.NoEffect).
+    assert await processed(database_url, forged.event_id) == 0
+
+
 @contextlib.contextmanager
 def captured_logs() -> Iterator[io.StringIO]:
     """Every log line of this process (test servers included), as the services write them."""
@@ -368,6 +390,28 @@ async def a_payment(
     finally:
         await engine.dispose()
     return invoice.id
+
+
+async def a_refund(shop: Shop, order_token: str, bootstrap: str, order_id: str) -> Envelope:
+    """Billing gives the order's payment back, as order asks it to (its refund route,
+    order's ``payments:refund`` token), and an outbox relay publishes what billing wrote:
+    the ``payment.refunded`` event, returned as billing wrote it."""
+    async with httpx.AsyncClient(base_url=shop.billing_url, timeout=10) as billing:
+        response = await billing.post(
+            f"/internal/orders/{order_id}/refund", headers=bearer(order_token)
+        )
+    assert response.status_code == 200, response.text
+    # The shop's billing runs no worker: relay its outbox as billing's own relay would.
+    engine = create_engine(shop.billing_db)
+    relay = OutboxRelay(bootstrap, session_factory(engine))
+    try:
+        await relay.publish_pending()
+    finally:
+        await relay.stop()
+        await engine.dispose()
+    [row] = await outbox_rows(shop.billing_db, order_id)
+    assert row["published_at"] is not None
+    return Envelope.parse(row["payload"].encode())
 
 
 # -- the worker's parts, built as app.py builds them ------------------------------------------

@@ -10,9 +10,7 @@ same id must still count).
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any
 
 import httpx
 from hopkit.events import (
@@ -20,7 +18,6 @@ from hopkit.events import (
     ORDER_CONFIRMED,
     PAYMENT_FAILED,
     PAYMENT_SUCCEEDED,
-    Envelope,
 )
 from hopkit.testing import KafkaBroker
 from notification_testing import (
@@ -29,6 +26,7 @@ from notification_testing import (
     a_payment,
     about,
     an_order,
+    assert_dropped,
     captured_logs,
     dead_letters,
     drained,
@@ -40,23 +38,6 @@ from notification_testing import (
     publish,
     stored,
 )
-
-DROPPED = "event not confirmed by its owner; nobody notified"
-
-
-def dropped_lines(text: str, event_id: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in text.splitlines()]
-    return [x for x in lines if x.get("msg") == DROPPED and x.get("event_id") == event_id]
-
-
-async def assert_dropped(database_url: str, logs: str, forged: Envelope, reason: str) -> None:
-    [line] = dropped_lines(logs, forged.event_id)
-    assert (line["type"], line["reason"]) == (forged.type, reason)
-    assert line["level"] == "warning"
-    assert await stored(database_url, str(forged.data["order_id"])) == []
-    # Handled once (one log line) and not recorded: a genuine event carrying the
-    # same id must still be applied (hopkit.events.NoEffect).
-    assert await processed(database_url, forged.event_id) == 0
 
 
 async def test_forged_events_about_real_orders_notify_nobody(

@@ -77,6 +77,16 @@ def envelope(type_: str, subject: str | None = ALICE, **data: Any) -> Envelope:
             "Your payment of 1.00 EUR for order ord_1 was declined.",
         ),
         ("payment.failed", {"reason": "provider timeout"}, "Your payment for order ord_1 failed."),
+        (
+            "payment.refunded",
+            {"amount_cents": 2580, "currency": "EUR"},
+            "Your order ord_1 was cancelled; your payment of 25.80 EUR was refunded.",
+        ),
+        (
+            "payment.refunded",
+            {"amount_cents": None, "currency": "EUR"},
+            "Your order ord_1 was cancelled; your payment was refunded.",
+        ),
     ],
 )
 def test_messages(kind: str, facts: dict[str, Any], text: str) -> None:

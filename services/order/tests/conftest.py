@@ -134,6 +134,12 @@ def bob(auth: httpx.Client) -> str:
 
 
 @pytest.fixture(scope="session")
+def bob_id(bob: str) -> str:
+    subject: str = claims(bob)["sub"]
+    return subject
+
+
+@pytest.fixture(scope="session")
 def billing_worker(auth: httpx.Client) -> str:
     """billing-worker's client-credentials token for order: orders:read."""
     return service_token(auth, "billing-worker", "order", "orders:read")

@@ -14,16 +14,21 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from auth_testing import gateway_token
 from billing_service import repository as billing_repository
 from billing_service.models import Invoice
 from hopkit.db import create_engine, session_factory
 from hopkit.events import PAYMENT_SUCCEEDED, Envelope
+from order_service.app import MIGRATIONS
 from order_service.config import Settings
 from order_service.models import Base
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 PROBLEMS = "https://hopshop.example/problems/"
 CARD = "4242424242424242"
@@ -43,6 +48,10 @@ def make_settings(tmp: Path, issuer: str, **overrides: object) -> Settings:
         # The tests here are about other things and mint plain bearer tokens; DPoP
         # (on by default) has its own tests in test_dpop.py.
         "dpop": False,
+        # The shared test servers keep the customers' unpaid orders for the whole session;
+        # the limits on them have their own tests (test_open_order_limits.py).
+        "max_open_orders": 100_000,
+        "max_open_units": 10_000_000,
         **overrides,
     }
     return Settings.model_validate(values)
@@ -262,3 +271,82 @@ def record_payment(
 
     run(add())
     return invoice.id
+
+
+# -- limits on unpaid orders -------------------------------------------------------------
+
+
+def customer_holds(database_url: str, customer_id: str) -> tuple[int, int]:
+    """The customer's (open orders, open units) as the limit check sees them (SQLite)."""
+    path = database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        row = connection.execute(
+            "SELECT open_orders, open_units FROM customer_holds WHERE customer_id = ?",
+            (customer_id,),
+        ).fetchone()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+async def migrate(engine: AsyncEngine, revision: str) -> None:
+    """``alembic upgrade <revision>`` on the engine's database."""
+
+    def run(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", MIGRATIONS)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def check_holds_backfill(engine: AsyncEngine) -> None:
+    """Orders stored before the holds existed: after the upgrade, their totals are right.
+
+    The engine's database must be empty. alice has two unpaid orders (3 + 2 and
+    4 units) and a paid one, bob one cancelled: only alice's unpaid ones count.
+    """
+    await migrate(engine, "0001")
+    now = datetime.now(UTC)
+    orders = [
+        ("ord_a1", "alice", "PENDING_PAYMENT", None, [(1, 3), (2, 2)]),
+        ("ord_a2", "alice", "PENDING_PAYMENT", None, [(1, 4)]),
+        ("ord_a3", "alice", "CONFIRMED", None, [(1, 9)]),
+        ("ord_b1", "bob", "CANCELLED", "expired", [(2, 7)]),
+    ]
+    async with engine.begin() as connection:
+        for order_id, customer, status, reason, lines in orders:
+            await connection.execute(
+                text(
+                    "INSERT INTO orders (id, customer_id, status, reason, total_cents, currency,"
+                    " card_masked, created_at, updated_at) VALUES (:id, :customer, :status,"
+                    " :reason, 100, 'EUR', '424242******4242', :now, :now)"
+                ),
+                {
+                    "id": order_id,
+                    "customer": customer,
+                    "status": status,
+                    "reason": reason,
+                    "now": now,
+                },
+            )
+            for product, quantity in lines:
+                await connection.execute(
+                    text(
+                        "INSERT INTO order_items (order_id, product_id, sku, name, quantity,"
+                        " unit_price_cents) VALUES (:id, :product, 'SKU', 'Name', :quantity, 10)"
+                    ),
+                    {"id": order_id, "product": product, "quantity": quantity},
+                )
+    await migrate(engine, "head")
+    async with engine.connect() as connection:
+        totals = (
+            await connection.execute(
+                text("SELECT customer_id, open_orders, open_units FROM customer_holds")
+            )
+        ).all()
+        holds = (
+            await connection.execute(text("SELECT order_id, units FROM holds ORDER BY order_id"))
+        ).all()
+    assert [tuple(row) for row in totals] == [("alice", 2, 9)]
+    assert [tuple(row) for row in holds] == [("ord_a1", 5), ("ord_a2", 4)]

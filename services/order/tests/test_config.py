@@ -1,4 +1,4 @@
-"""Settings: the demo realm's client secrets are refused in production."""
+"""Settings: the demo realm's client secrets are refused in production; limits are checked."""
 
 from __future__ import annotations
 
@@ -41,3 +41,17 @@ def test_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert (settings.order_secret, settings.scheduler_secret) == ("from-env", "from-env-too")
     assert settings.payment_timeout == 60
     assert settings.inventory_url == "http://127.0.0.1:9003"
+
+
+def test_limits_on_unpaid_orders_default_low_come_from_the_environment_and_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = Settings.model_validate({"env": "development"})
+    assert (defaults.max_open_orders, defaults.max_open_units) == (5, 50)
+    monkeypatch.setenv("ORDER_MAX_OPEN_ORDERS", "1000")
+    monkeypatch.setenv("ORDER_MAX_OPEN_UNITS", "100000")
+    limits = Settings().order_limits
+    assert (limits.max_orders, limits.max_units) == (1000, 100_000)
+    for name in ("max_open_orders", "max_open_units"):
+        with pytest.raises(ValidationError, match=name):
+            Settings.model_validate({"env": "development", name: 0})

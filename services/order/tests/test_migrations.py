@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from hopkit.db import create_engine, upgrade
 from order_service.app import MIGRATIONS
-from order_testing import differences
+from order_testing import check_holds_backfill, differences
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -48,6 +48,8 @@ async def test_upgrade_matches_models_and_downgrade_undoes_it(tmp_path: Path) ->
                 "order_items",
                 "outbox",
                 "processed_events",
+                "holds",
+                "customer_holds",
             }
         await downgrade_to_base(engine)
         async with engine.connect() as connection:
@@ -55,5 +57,13 @@ async def test_upgrade_matches_models_and_downgrade_undoes_it(tmp_path: Path) ->
         await upgrade(engine, MIGRATIONS)  # and back up again, as a redeploy would
         async with engine.connect() as connection:
             assert await connection.run_sync(differences) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_the_upgrade_counts_orders_already_unpaid(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'order.db'}")
+    try:
+        await check_holds_backfill(engine)
     finally:
         await engine.dispose()

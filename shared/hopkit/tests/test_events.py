@@ -159,6 +159,7 @@ def test_topics_and_dead_letter_topics() -> None:
         "order.cancelled",
         "payment.succeeded",
         "payment.failed",
+        "payment.refunded",
     )
     assert dlq("order.placed") == "order.placed.dlq"
 

@@ -3,7 +3,7 @@
     hopshop up [-d] [--vulnerable] [--port-offset N] [--only NAME,...]
     hopshop down
     hopshop status [--json]
-    hopshop logs [component] [-f] [-n LINES]
+    hopshop logs [component] [-f] [-n LINES] [--trace TRACE_ID]
     hopshop demo
     hopshop attack [-k EXPRESSION]
     hopshop token [alice|bob|carol] [--scope SCOPES]
@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "-n", "--lines", type=_COUNT, default=50, metavar="N", help="lines per log (default 50)"
     )
+    logs.add_argument(
+        "--trace",
+        metavar="TRACE_ID",
+        help="every line of one trace (as the demo prints it), all services, in time order",
+    )
 
     sub.add_parser(
         "demo",
@@ -192,9 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument(
         "--scope",
         type=_scopes,
-        default=demo.SCOPE,
+        default=None,
         metavar="SCOPES",
-        help=f"the scopes to ask for, space-separated (default, as the demo: {demo.SCOPE})",
+        help=f"the scopes to ask for, space-separated (default, as the demo: {demo.SCOPE}; "
+        f"for carol, support staff, also {token.STAFF_SCOPES})",
     )
     return parser
 
@@ -230,11 +236,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "status":
         return observe.status(state_dir, as_json=args.json)
     if args.command == "logs":
-        return observe.logs(state_dir, args.component, follow=args.follow, lines=args.lines)
+        return observe.logs(
+            state_dir, args.component, follow=args.follow, lines=args.lines, trace=args.trace
+        )
     if args.command == "demo":
         return demo.demo(state_dir)
     if args.command == "token":
-        return token.token(state_dir, args.user, args.scope)
+        return token.token(state_dir, args.user, args.scope or token.default_scope(args.user))
     return attack.attack(state_dir, select=args.select)
 
 

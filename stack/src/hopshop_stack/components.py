@@ -123,6 +123,7 @@ _BASE_TOPICS = (
     "order.cancelled",
     "payment.succeeded",
     "payment.failed",
+    "payment.refunded",
 )
 TOPICS: tuple[str, ...] = _BASE_TOPICS + tuple(f"{topic}.dlq" for topic in _BASE_TOPICS)
 

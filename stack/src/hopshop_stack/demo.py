@@ -479,10 +479,13 @@ def demo(state_dir: Path, out: TextIO = sys.stdout) -> int:
     hops = collect_hops(state.logs_dir(state_dir), trace_id)
     print_hops(hops, str(claims.get("sub")), out)
     say(out)
-    say(out, f"Each hop above is one log line with trace_id {trace_id}; see them with:")
-    logs = state.logs_dir(state_dir)
+    say(out, f"Each hop above is one log line with trace_id {trace_id}; all of them, in order:")
+    here = state_dir
     with contextlib.suppress(ValueError):  # shorter from here, when it is below here
-        logs = logs.relative_to(Path.cwd())
+        here = state_dir.resolve().relative_to(Path.cwd())
+    print(f"  {RUN} logs --trace {trace_id}{state_dir_hint(here)}", file=out)  # never wrapped
+    logs = state.logs_dir(here)
+    say(out, "or, with the tools you have:")
     print(f"  grep {trace_id} {shlex.quote(str(logs))}/*.log", file=out)  # never wrapped
     if not confirmed:
         error(f"the order was not CONFIRMED within {CONFIRM_TIMEOUT:.0f} s")

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -436,7 +437,10 @@ def print_summary(
         print(f"  {component.name:<14}{component.address}")
         for label, url in component.links:
             print(f"  {'':<14}  {label + ':':<11}{url}")
-    print(f"  {'topics':<14}{', '.join(t for t in plan.topics if not t.endswith('.dlq'))}")
+    # Wrapped: the summary fits a ~100-column (projected) terminal however many topics.
+    topics = textwrap.wrap(", ".join(t for t in plan.topics if not t.endswith(".dlq")), 82)
+    for index, line in enumerate(topics):
+        print(f"  {'topics' if index == 0 else '':<14}{line}")
     print(f"  {'':<14}and a .dlq for each")
     if plan.skipped:
         names = ", ".join(name for name, _ in plan.skipped)

@@ -27,6 +27,15 @@ FAILED = 1
 NO_STACK = 2
 
 USERS = ("alice", "bob", "carol")  # the demo realm (DESIGN.md): <name>-dev-password
+#: What support staff (carol) also ask for by default: any order, and broadcasts. The
+#: issuer grants these to support staff only, so a customer asking would get none of it.
+STAFF = frozenset({"carol"})
+STAFF_SCOPES = "support:read support:broadcast"
+
+
+def default_scope(user: str) -> str:
+    """The demo's scopes, plus the support scopes for support staff."""
+    return f"{demo.SCOPE} {STAFF_SCOPES}" if user in STAFF else demo.SCOPE
 
 
 def token(

@@ -18,6 +18,7 @@ from hopauth.fastapi import install_problem_handlers as hopauth_problems
 from hopauth.redis_replay import RedisReplayCache
 from hopkit.docs import install_docs
 from hopkit.logs import configure_logging
+from hopkit.nostore import NoStoreMiddleware
 from hopkit.tracing import TracingMiddleware
 from sqlalchemy import Engine, text
 
@@ -229,5 +230,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=False,
             max_age=600,
         )
+    app.add_middleware(NoStoreMiddleware)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

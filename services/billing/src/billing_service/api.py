@@ -51,9 +51,10 @@ async def list_invoices(session: SessionDep, principal: InvoiceReader) -> list[I
     tags=["internal"],
     summary="The payment billing recorded for an order, to check a payment event against",
     description="Callers: `order` (before it confirms or cancels an order on a payment event) "
-    "and `notification-worker` (before it tells a customer about a payment), each by client "
-    "credentials (`payments:verify`). Anyone can write an event to Kafka; only billing's "
-    "record says whether a payment happened, for how much, and for whom.",
+    "and `notification-worker` (before it tells a customer about a payment or its refund), "
+    "each by client credentials (`payments:verify`). Anyone can write an event to Kafka; "
+    "only billing's record says whether a payment happened (and was given back), for how "
+    "much, and for whom.",
     responses={
         404: _problem("Billing has no payment for the order (type `.../payment-not-found`)"),
         422: _problem("The order id is not one (`errors` names the field)"),
@@ -126,4 +127,5 @@ def _payment_out(invoice: Invoice) -> PaymentOut:
         currency=invoice.currency,
         customer_id=invoice.customer_id,
         reason=invoice.decline_reason,
+        refunded=invoice.status == InvoiceStatus.REFUNDED,
     )

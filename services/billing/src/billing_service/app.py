@@ -22,6 +22,7 @@ from hopkit.bodylimit import DEFAULT_MAX_BYTES, BodyLimitMiddleware
 from hopkit.docs import install_docs
 from hopkit.health import Check, database_check, kafka_check, redis_check
 from hopkit.logs import configure_logging
+from hopkit.nostore import NoStoreMiddleware
 from hopkit.problems import install_problem_handlers
 from hopkit.tracing import TracingMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -135,5 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     forwarding.install(app, settings.propagation, service="billing", weakened=WEAKENED)
     # Bodies are capped before FastAPI reads one (before any token check).
     app.add_middleware(BodyLimitMiddleware, max_bytes=DEFAULT_MAX_BYTES)
+    app.add_middleware(NoStoreMiddleware)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

@@ -51,6 +51,10 @@ class PaymentOut(BaseModel):
     currency: str = Field(description="ISO 4217 code")
     customer_id: str = Field(description="The customer charged, as the order service said")
     reason: str | None = Field(description="Why the provider declined; null when paid")
+    refunded: bool = Field(
+        description="True once billing gave the payment back (invoice `REFUNDED`, "
+        "`payment.refunded`): what a refund event is checked against"
+    )
 
 
 class RefundOut(BaseModel):

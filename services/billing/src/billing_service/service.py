@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from hopkit.events import PAYMENT_FAILED, PAYMENT_SUCCEEDED, Envelope
+from hopkit.events import PAYMENT_FAILED, PAYMENT_REFUNDED, PAYMENT_SUCCEEDED, Envelope
 from hopkit.outbox import add_to_outbox
 from hopkit.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,8 +89,11 @@ async def refund_order(
     """Give back the payment for ``order_id``: the provider refunds it, the invoice is REFUNDED.
 
     The compensation for a payment that reached order after the order was
-    cancelled (docs/internal-api.md). Idempotent: an invoice already
-    REFUNDED is answered as it is, nobody is refunded twice. A 404 problem
+    cancelled (docs/internal-api.md). The change to REFUNDED puts a
+    ``payment.refunded`` event in the outbox, in the caller's transaction, so
+    the customer hears of the refund exactly when it is recorded. Idempotent:
+    an invoice already REFUNDED is answered as it is, nobody is refunded twice
+    and no second event is written. A 404 problem
     (:data:`PAYMENT_NOT_FOUND`) when billing charged nothing for the order, a
     409 (:data:`NOT_REFUNDABLE`) when its invoice holds no payment (DECLINED).
     The provider is idempotent on the order id too, so two refunds racing on
@@ -114,8 +117,12 @@ async def refund_order(
         currency=invoice.currency,
         idempotency_key=order_id,
     )
-    await repository.mark_refunded(session, invoice.id, refund.reference)
+    changed = await repository.mark_refunded(session, invoice.id, refund.reference)
     await session.refresh(invoice)
+    if not changed:
+        # A concurrent refund changed it first and wrote the event: answer as it is.
+        return invoice
+    await _announce_refund(session, invoice)
     log.info(
         "payment refunded",
         extra={"order_id": order_id, "invoice_id": invoice.id, "amount_cents": refund.amount_cents},
@@ -207,3 +214,18 @@ async def _announce(session: AsyncSession, invoice: Invoice) -> None:
         data["reason"] = invoice.decline_reason
     envelope = Envelope.new(topic, PRODUCER, invoice.customer_id, data)
     await add_to_outbox(session, topic, invoice.order_id, envelope)
+
+
+async def _announce_refund(session: AsyncSession, invoice: Invoice) -> None:
+    """payment.refunded, in the outbox, in the transaction that makes the invoice REFUNDED.
+
+    The amount is there for reading; consumers ask billing for the one to believe.
+    """
+    data: dict[str, object] = {
+        "order_id": invoice.order_id,
+        "invoice_id": invoice.id,
+        "amount_cents": invoice.amount_cents,
+        "currency": invoice.currency,
+    }
+    envelope = Envelope.new(PAYMENT_REFUNDED, PRODUCER, invoice.customer_id, data)
+    await add_to_outbox(session, PAYMENT_REFUNDED, invoice.order_id, envelope)

@@ -7,7 +7,8 @@ event and calls :func:`billing_service.service.settle_order`; hopkit's
 :class:`~hopkit.consumer.EventConsumer` records the event id in the same
 transaction, commits the offset after it, retries with backoff and
 dead-letters what still fails. The relay publishes the payment events the
-settlements put in the outbox.
+settlements (and refunds, :func:`billing_service.service.refund_order`) put in
+the outbox.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hopkit.consumer import EventConsumer, ensure_topics
 from hopkit.events import (
     ORDER_PLACED,
     PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
     PAYMENT_SUCCEEDED,
     Envelope,
     NoEffect,
@@ -40,7 +42,8 @@ from .schemas import OrderPlacedData
 
 log = logging.getLogger(__name__)
 
-TOPICS = (ORDER_PLACED, PAYMENT_SUCCEEDED, PAYMENT_FAILED)
+# What billing consumes and what its relay publishes: made before either needs them.
+TOPICS = (ORDER_PLACED, PAYMENT_SUCCEEDED, PAYMENT_FAILED, PAYMENT_REFUNDED)
 
 
 class BillingWorker:

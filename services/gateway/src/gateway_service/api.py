@@ -8,6 +8,8 @@ from fastapi import APIRouter, Path, status
 
 from . import service
 from .deps import (
+    Broadcaster,
+    BroadcastQuota,
     GatewayDep,
     InvoiceReader,
     NotificationReader,
@@ -66,7 +68,10 @@ async def list_products(gw: GatewayDep) -> list[ProductOut]:
     "asynchronously (`PENDING_PAYMENT` → `CONFIRMED` or `CANCELLED`).",
     status_code=status.HTTP_201_CREATED,
     responses={
-        409: _problem("Not enough stock: nothing reserved, nothing charged"),
+        409: _problem(
+            "Not enough stock, or too many unpaid orders of yours (order's "
+            "`too-many-unpaid-orders`, passed on unchanged): nothing reserved, nothing charged"
+        ),
         **USER_PROBLEMS,
     },
 )
@@ -126,7 +131,9 @@ async def list_invoices(gw: GatewayDep, user: InvoiceReader) -> list[InvoiceOut]
     "/notifications",
     tags=["notifications"],
     summary="Your notifications, and broadcasts",
-    description="Needs `notifications:read`.",
+    description="Needs `notifications:read`. Newest first: your newest 50 notifications and, "
+    "counted apart so that broadcasts cannot push yours out of the list, the newest 10 "
+    "broadcasts.",
     responses=USER_PROBLEMS,
 )
 async def list_notifications(gw: GatewayDep, user: NotificationReader) -> list[NotificationOut]:
@@ -157,10 +164,24 @@ async def support_order(gw: GatewayDep, staff: SupportStaff, order_id: str = ORD
     "/broadcasts",
     tags=["support"],
     summary="A message to every customer (support staff)",
-    description="Needs `support:read`. The gateway sends it to notification with its own "
-    "client-credentials token: no user context travels.",
+    description="Needs `support:broadcast`, which only support staff get (`support:read` "
+    "alone does not post). Each staff member has a quota of broadcasts per window "
+    "(`GATEWAY_BROADCAST_QUOTA` per `GATEWAY_BROADCAST_WINDOW` seconds, 10 per hour by "
+    "default). The gateway sends it to notification with its own client-credentials "
+    "token: no user context travels.",
     status_code=status.HTTP_201_CREATED,
-    responses=USER_PROBLEMS,
+    responses={
+        **USER_PROBLEMS,
+        403: _problem(
+            "Not support staff, or a token without `support:broadcast` (see `WWW-Authenticate`)"
+        ),
+        429: _problem(
+            "Too many requests from this user, or this staff member's broadcasts "
+            "for the window are spent; see `Retry-After`"
+        ),
+    },
 )
-async def broadcast(body: BroadcastIn, gw: GatewayDep, staff: SupportStaff) -> BroadcastOut:
-    return await service.broadcast(gw, body)
+async def broadcast(
+    body: BroadcastIn, gw: GatewayDep, staff: Broadcaster, quota: BroadcastQuota
+) -> BroadcastOut:
+    return await service.broadcast(gw, quota, staff, body)

@@ -3,7 +3,7 @@
 Run with ``uvicorn --factory gateway_service.app:create_app --port 8000``.
 The gateway has no database: its state is the issuer's keys, one token
 exchanger (the exchange cache), and Redis (revoked sessions, rate limits,
-its own client-credentials token).
+its own client-credentials token, broadcasts per staff member).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from hopkit.bodylimit import BodyLimitMiddleware
 from hopkit.docs import install_docs
 from hopkit.health import Check, redis_check
 from hopkit.logs import configure_logging
+from hopkit.nostore import NoStoreMiddleware
 from hopkit.problems import install_problem_handlers
 from hopkit.tracing import TracingMiddleware
 
@@ -36,7 +37,7 @@ from .config import AUDIENCE, Settings
 from .downstream import Downstream, trace_headers
 from .forwarding import WEAKENED
 from .hops import HopTokens
-from .ratelimit import RateLimiter
+from .ratelimit import BROADCAST_PREFIX, RateLimiter
 from .service import NOTIFICATION, Gateway
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.rate_limiter = RateLimiter(
                 store, limit=settings.rate_limit, window=settings.rate_window
             )
+            app.state.broadcast_quota = RateLimiter(
+                store,
+                limit=settings.broadcast_quota,
+                window=settings.broadcast_window,
+                prefix=BROADCAST_PREFIX,
+            )
             app.state.readiness_checks = checks
             log.info(
                 "gateway ready",
@@ -130,5 +137,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     forwarding.install(app, settings.propagation, service="gateway", weakened=WEAKENED)
     # The public edge: bodies are capped before FastAPI reads one (before any token check).
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(NoStoreMiddleware)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app

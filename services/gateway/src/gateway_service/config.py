@@ -48,6 +48,10 @@ class Settings(CommonSettings):
     # Per-user rate limit: at most rate_limit requests per rate_window seconds.
     rate_limit: int = Field(default=20, ge=1)
     rate_window: float = Field(default=1.0, ge=0.01, le=3600)
+    # Per staff member: at most broadcast_quota broadcasts per broadcast_window seconds.
+    # Each reaches every customer, so this is a quota on a person, not a capacity limit.
+    broadcast_quota: int = Field(default=10, ge=1)
+    broadcast_window: float = Field(default=3600.0, ge=1, le=7 * 24 * 3600)
 
     # Where browsers reach the gateway and the issuer (the web UI's redirect URI and
     # login page). They differ from the internal URLs behind a proxy or in compose.

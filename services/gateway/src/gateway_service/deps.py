@@ -31,6 +31,15 @@ async def _gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
+async def _broadcast_quota(request: Request) -> RateLimiter:
+    quota: RateLimiter = request.app.state.broadcast_quota
+    return quota
+
+
+BroadcastQuota = Annotated[RateLimiter, Depends(_broadcast_quota)]
+"""Broadcasts per staff member and window; counted by the route, after the body is valid."""
+
+
 # Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
 # Named, so forward mode (forwarding.py) can swap each for a weaker one.
 ORDERS_WRITE = Requires("orders:write", callers={WEB_CLIENT})
@@ -38,6 +47,7 @@ ORDERS_READ = Requires("orders:read", callers={WEB_CLIENT})
 BILLING_READ = Requires("billing:read", callers={WEB_CLIENT})
 NOTIFICATIONS_READ = Requires("notifications:read", callers={WEB_CLIENT})
 SUPPORT_READ = Requires("support:read", callers={WEB_CLIENT})
+SUPPORT_BROADCAST = Requires("support:broadcast", callers={WEB_CLIENT})
 
 
 def _user(requires: Requires) -> Any:
@@ -70,6 +80,8 @@ NotificationReader = Annotated[User, _user(NOTIFICATIONS_READ)]
 """A customer reading their notifications."""
 
 SupportStaff = Annotated[User, _user(SUPPORT_READ)]
-"""Support staff. ``support:read`` is the scope only support staff get at login; it
-also admits broadcasts, for want of a dedicated scope (``support:broadcast``) in
-the auth policy."""
+"""Support staff reading any order: ``support:read``, which only support staff get at login."""
+
+Broadcaster = Annotated[User, _user(SUPPORT_BROADCAST)]
+"""Support staff posting a broadcast: ``support:broadcast``, which only support staff get at
+login (auth's ``role_scopes``); ``support:read`` alone does not post."""

@@ -23,7 +23,14 @@ from __future__ import annotations
 from hopauth.fastapi import Requires
 from hopkit.forwarding import Overrides
 
-from .deps import BILLING_READ, NOTIFICATIONS_READ, ORDERS_READ, ORDERS_WRITE, SUPPORT_READ
+from .deps import (
+    BILLING_READ,
+    NOTIFICATIONS_READ,
+    ORDERS_READ,
+    ORDERS_WRITE,
+    SUPPORT_BROADCAST,
+    SUPPORT_READ,
+)
 
 WEAKENED: Overrides = {
     ORDERS_WRITE: Requires("orders:write"),
@@ -31,5 +38,6 @@ WEAKENED: Overrides = {
     BILLING_READ: Requires("billing:read"),
     NOTIFICATIONS_READ: Requires("notifications:read"),
     SUPPORT_READ: Requires("support:read"),
+    SUPPORT_BROADCAST: Requires("support:broadcast"),
 }
 """Each secure check of :mod:`gateway_service.deps` -> its forward-mode stand-in."""

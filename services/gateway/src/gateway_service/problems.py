@@ -52,6 +52,19 @@ def rate_limited(retry_after: int, limit: int, window: float) -> HeaderProblem:
     )
 
 
+def broadcast_quota_spent(retry_after: int, quota: int, window: float) -> HeaderProblem:
+    """A staff member's broadcasts for this window are spent (RFC 6585 §4, RFC 9110 §10.2.3)."""
+    return HeaderProblem(
+        429,
+        "Too Many Requests",
+        f"at most {quota} broadcasts per {window:g} s per staff member; "
+        f"retry after {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+        type_=PROBLEMS + "broadcast-quota",
+        retry_after=retry_after,
+    )
+
+
 def unavailable(service: str) -> Problem:
     return Problem(
         503,

@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hopauth import Principal
+from hopkit.logs import annotate
 from hopkit.problems import Problem
 
 from .downstream import Downstream
 from .hops import HopToken, HopTokens
-from .problems import bad_gateway
+from .problems import bad_gateway, broadcast_quota_spent
+from .ratelimit import RateLimiter
 from .schemas import (
     BROADCAST,
     INVOICES,
@@ -118,13 +120,25 @@ async def support_order(gw: Gateway, staff: User, order_id: str) -> OrderOut:
     return await gw.downstream.call(ORDER_SERVICE, "GET", f"/orders/{order_id}", ORDER, token=token)
 
 
-async def broadcast(gw: Gateway, message: BroadcastIn) -> BroadcastOut:
+async def broadcast(
+    gw: Gateway, quota: RateLimiter, staff: User, message: BroadcastIn
+) -> BroadcastOut:
     """A message to every customer, sent with the gateway's own client-credentials token.
+
+    First it counts against the staff member's quota (``sub``; 429 with
+    ``Retry-After`` once spent, RFC 6585 §4): a broadcast reaches every
+    customer, so nobody may post them without end. Only a valid request gets
+    here, so a refused one (422) costs nothing; a sent one counts even if
+    notification then fails.
 
     Deliberately no user context downstream: notification learns only that the
     gateway (which checked the staff member) sent it. A 401 means notification
     no longer takes our cached token (keys rotated, say): drop it, retry once.
     """
+    verdict = await quota.hit(staff.principal.subject)
+    if not verdict.allowed:
+        annotate(broadcast_quota_spent=True)
+        raise broadcast_quota_spent(verdict.retry_after, quota.limit, quota.window)
     token = await gw.hops.for_broadcast()
     try:
         return await _send_broadcast(gw, token, message)

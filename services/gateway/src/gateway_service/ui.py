@@ -23,8 +23,9 @@ from .config import WEB_CLIENT, Settings
 
 router = APIRouter(include_in_schema=False)
 
-#: Scopes the page asks for; the issuer grants support:read only to support staff.
-SCOPES = "orders:read orders:write billing:read notifications:read support:read"
+#: Scopes the page asks for; the issuer grants support:read and support:broadcast only to
+#: support staff, and what a customer asked for beyond their own is simply not granted.
+SCOPES = "orders:read orders:write billing:read notifications:read support:read support:broadcast"
 
 _TYPES = {
     "index.html": "text/html; charset=utf-8",

@@ -16,6 +16,8 @@ from .service import NotificationView
 router = APIRouter()
 
 MAX_LIST = 100
+#: Broadcasts listed next to a customer's own notifications unless asked otherwise.
+BROADCASTS_LISTED = 10
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -37,16 +39,23 @@ AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {
     tags=["notifications"],
     summary="The customer's own notifications and the broadcasts, newest first",
     description="Caller: the gateway, with the customer's token exchanged for this service "
-    "(`notifications:read`). The customer is the token's `sub`.",
+    "(`notifications:read`). The customer is the token's `sub`. The customer's own and "
+    "the broadcasts are limited apart (`limit`, `broadcasts`), then merged newest first: "
+    "a flood of broadcasts cannot push the customer's own out of the list.",
     responses=AUTH_PROBLEMS,
 )
 async def list_notifications(
     session: SessionDep,
     principal: Customer,
-    limit: int = Query(50, ge=1, le=MAX_LIST, description="At most this many, newest first"),
+    limit: int = Query(
+        50, ge=1, le=MAX_LIST, description="At most this many of the customer's own, newest"
+    ),
+    broadcasts: int = Query(
+        BROADCASTS_LISTED, ge=0, le=MAX_LIST, description="At most this many broadcasts, newest"
+    ),
 ) -> list[NotificationOut]:
     _audit("list", principal)
-    found = await service.list_for(session, principal.subject, limit)
+    found = await service.list_for(session, principal.subject, limit, broadcasts)
     annotate(count=len(found))
     return [_out(view) for view in found]
 

@@ -23,12 +23,19 @@ from hopkit.events import (
     ORDER_CANCELLED,
     ORDER_CONFIRMED,
     PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
     PAYMENT_SUCCEEDED,
     Envelope,
     PoisonMessage,
 )
 
-TOPICS: tuple[str, ...] = (ORDER_CONFIRMED, ORDER_CANCELLED, PAYMENT_SUCCEEDED, PAYMENT_FAILED)
+TOPICS: tuple[str, ...] = (
+    ORDER_CONFIRMED,
+    ORDER_CANCELLED,
+    PAYMENT_SUCCEEDED,
+    PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
+)
 """The events the worker turns into notifications."""
 
 # A user id as the auth service issues them (uuid4 today), and nothing that could
@@ -113,6 +120,9 @@ def compose(kind: str, order_id: str, data: Mapping[str, Any]) -> str:
     if kind == PAYMENT_FAILED:
         because = _PAYMENT_FAILED_BECAUSE.get(_text(data.get("reason")), "failed")
         return f"Your payment{of} for order {order_id} {because}."
+    if kind == PAYMENT_REFUNDED:
+        # Billing refunds only a payment whose order was cancelled before it was paid.
+        return f"{order} was cancelled; your payment{of} was refunded."
     raise PoisonMessage(f"event type {kind!r} is not one this worker handles")
 
 

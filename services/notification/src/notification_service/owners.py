@@ -11,12 +11,13 @@ with the worker's own client-credentials token (client
   id, customer, status and reason, never the amount or the card). The order
   must be the event's customer's and be ``CONFIRMED`` or ``CANCELLED``
   (both final, so the answer cannot be stale); the reason comes from it.
-- ``payment.succeeded``, ``payment.failed``: billing,
+- ``payment.succeeded``, ``payment.failed``, ``payment.refunded``: billing,
   ``GET /internal/orders/{id}/payment`` (aud ``billing``, ``payments:verify``).
   Billing must have recorded a payment of the event's customer with the
-  event's outcome; the amount and reason come from it. (Not the order: the
-  order service consumes the same event at the same time and may not have
-  confirmed the order yet.)
+  event's outcome (for a refund: a payment that succeeded and that billing
+  has since given back, ``refunded``); the amount and reason come from it.
+  (Not the order: the order service consumes the same event at the same time
+  and may not have confirmed the order yet.)
 
 :func:`judge_order` and :func:`judge_payment` decide, without I/O; their
 reasons name fields, never values, because they are logged.
@@ -33,7 +34,13 @@ import redis.asyncio as redis
 from hopauth import ClientCredentials, ClientCredentialsAuth, HopAuthError, TokenEndpoint
 from hopauth.redis_cache import RedisTokenCache
 from hopkit import outgoing
-from hopkit.events import ORDER_CANCELLED, ORDER_CONFIRMED, PAYMENT_FAILED, PAYMENT_SUCCEEDED
+from hopkit.events import (
+    ORDER_CANCELLED,
+    ORDER_CONFIRMED,
+    PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
+    PAYMENT_SUCCEEDED,
+)
 from hopkit.tracing import outgoing_headers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -48,7 +55,12 @@ PAYMENT_NOT_FOUND = PROBLEMS + "payment-not-found"
 
 # The order status each order event needs, and the payment outcome each payment event needs.
 _ORDER_STATUS = {ORDER_CONFIRMED: "CONFIRMED", ORDER_CANCELLED: "CANCELLED"}
-_PAYMENT_STATUS = {PAYMENT_SUCCEEDED: "succeeded", PAYMENT_FAILED: "failed"}
+# A refunded payment succeeded first; billing's `refunded` says it was given back.
+_PAYMENT_STATUS = {
+    PAYMENT_SUCCEEDED: "succeeded",
+    PAYMENT_FAILED: "failed",
+    PAYMENT_REFUNDED: "succeeded",
+}
 
 
 class OwnerUnavailable(Exception):
@@ -78,6 +90,8 @@ class PaymentRecord(BaseModel):
     currency: str
     customer_id: str
     reason: str | None = Field(default=None, max_length=64)
+    # Absent (an older billing) reads as not refunded: a refund event is then refused.
+    refunded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +123,8 @@ def judge_payment(claim: Claim, payment: PaymentRecord | None) -> Verdict:
         return Verdict("the payment is not the subject's")
     if payment.status != _PAYMENT_STATUS[claim.kind]:
         return Verdict(f"billing recorded the payment as {payment.status}")
+    if claim.kind == PAYMENT_REFUNDED and not payment.refunded:
+        return Verdict("billing recorded no refund of the payment")
     return Verdict(
         facts={
             "amount_cents": payment.amount_cents,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hopkit.db import insert_unless_present
-from sqlalchemy import exists, or_, select
+from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import TOLD_COLUMNS, Notification
@@ -31,15 +31,30 @@ async def add_unless_told(session: AsyncSession, notification: Notification) -> 
     return await insert_unless_present(session, Notification, values, TOLD_COLUMNS)
 
 
-async def for_recipient(session: AsyncSession, recipient: str, limit: int) -> list[Notification]:
-    """The recipient's own notifications and every broadcast, newest first."""
-    statement = (
+async def for_recipient(
+    session: AsyncSession, recipient: str, limit: int, broadcasts: int
+) -> list[Notification]:
+    """The recipient's newest ``limit`` notifications and the newest ``broadcasts``
+    broadcasts, merged newest first.
+
+    Two queries, each with its own limit (both served by the index on
+    recipient and time; a broadcast's recipient is NULL): however many
+    broadcasts there are, they cannot push a customer's own out of the list.
+    """
+    own = await session.scalars(_newest(Notification.recipient == recipient, limit))
+    shared = await session.scalars(_newest(Notification.recipient.is_(None), broadcasts))
+    rows = [*own, *shared]
+    rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
+    return rows
+
+
+def _newest(where: ColumnElement[bool], limit: int) -> Select[Notification]:
+    return (
         select(Notification)
-        .where(or_(Notification.recipient == recipient, Notification.recipient.is_(None)))
+        .where(where)
         .order_by(Notification.created_at.desc(), Notification.id.desc())
         .limit(limit)
     )
-    return list(await session.scalars(statement))
 
 
 async def told(session: AsyncSession, recipient: str, order_id: str, kind: str) -> bool:

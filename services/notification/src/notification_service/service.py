@@ -38,9 +38,14 @@ class UnknownCustomer(Exception):
     """The user directory does not know the event's subject: nobody to notify."""
 
 
-async def list_for(session: AsyncSession, user_id: str, limit: int) -> list[NotificationView]:
-    """What ``user_id`` sees: their own notifications and the broadcasts, newest first."""
-    return [_view(row) for row in await repository.for_recipient(session, user_id, limit)]
+async def list_for(
+    session: AsyncSession, user_id: str, limit: int, broadcasts: int
+) -> list[NotificationView]:
+    """What ``user_id`` sees, newest first: their newest ``limit`` notifications and the
+    newest ``broadcasts`` broadcasts, each counted apart (a flood of broadcasts cannot
+    bury a customer's own)."""
+    rows = await repository.for_recipient(session, user_id, limit, broadcasts)
+    return [_view(row) for row in rows]
 
 
 async def broadcast(session: AsyncSession, message: str) -> NotificationView:

@@ -16,8 +16,10 @@ from .deps import (
     InternalReader,
     InternalStatusReader,
     InventoryDep,
+    LimitsDep,
     Reader,
     SessionDep,
+    SessionsDep,
     Support,
     Writer,
 )
@@ -51,10 +53,16 @@ ORDER_ID = Path(pattern=ORDER_ID_PATTERN, description="The order's id")
     "(`orders:write`). Prices come from inventory's catalogue. Stock is reserved at "
     "inventory with the token exchanged again (`inventory:reserve`); the order is stored "
     "`PENDING_PAYMENT` with its `order.placed` event in one transaction. Only the masked "
-    "card is kept.",
+    "card is kept. A customer's unpaid orders may hold at most `ORDER_MAX_OPEN_ORDERS` "
+    "orders and `ORDER_MAX_OPEN_UNITS` units together: beyond that, a 409 "
+    "(`too-many-unpaid-orders`) until one is paid or cancelled; one order of more units "
+    "than that is a 422 (`order-too-large`).",
     status_code=status.HTTP_201_CREATED,
     responses={
-        409: _problem("Insufficient stock: nothing was reserved or stored"),
+        409: _problem(
+            "Insufficient stock (`insufficient-stock`), or too many unpaid orders "
+            "(`too-many-unpaid-orders`): nothing was reserved or stored"
+        ),
         503: _problem("Inventory could not be reached"),
         **AUTH_PROBLEMS,
     },
@@ -65,6 +73,8 @@ async def place_order(
     principal: Writer,
     token: BearerToken,
     inventory: InventoryDep,
+    sessions: SessionsDep,
+    limits: LimitsDep,
 ) -> OrderOut:
     order = await service.place_order(
         session,
@@ -73,6 +83,8 @@ async def place_order(
         card_masked=cards.mask(body.card),
         user_token=token,
         inventory=inventory,
+        sessions=sessions,
+        order_limits=limits,
     )
     _audit("place", order.id, principal)
     return order_out(order)

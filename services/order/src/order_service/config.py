@@ -2,9 +2,9 @@
 
 Env prefix ``ORDER_`` plus the common ``HOPSHOP_`` variables (DESIGN.md,
 Configuration): ``ORDER_DATABASE_URL``, ``ORDER_PAYMENT_TIMEOUT``,
-``ORDER_CLIENT_SECRET`` ... and the base URLs that the stack sets: its own
-(``HOPSHOP_ORDER_URL``) and the neighbours' (``HOPSHOP_INVENTORY_URL``,
-``HOPSHOP_BILLING_URL``, ``HOPSHOP_AUTH_URL``).
+``ORDER_MAX_OPEN_ORDERS``, ``ORDER_MAX_OPEN_UNITS``, ``ORDER_CLIENT_SECRET`` ...
+and the base URLs that the stack sets: its own (``HOPSHOP_ORDER_URL``) and the
+neighbours' (``HOPSHOP_INVENTORY_URL``, ``HOPSHOP_BILLING_URL``, ``HOPSHOP_AUTH_URL``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Self
 from hopkit.settings import CommonSettings
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from .limits import Limits
 
 #: The audience id of this service: tokens must be addressed to it (``aud``).
 AUDIENCE = "order"
@@ -61,6 +63,10 @@ class Settings(CommonSettings):
 
     # Unpaid orders are cancelled (reason `expired`) this many seconds after they were placed.
     payment_timeout: float = Field(default=900.0, gt=0)
+    # What one customer's unpaid orders may hold at a time (limits.py): so many orders, so
+    # many units together (also the most one order may hold). Load tests raise both.
+    max_open_orders: int = Field(default=5, ge=1)
+    max_open_units: int = Field(default=50, ge=1)
     # How often the expiry job looks for overdue orders, and how many it takes per pass.
     expiry_interval: float = Field(default=10.0, gt=0)
     expiry_batch: int = Field(default=100, ge=1, le=1000)
@@ -98,6 +104,10 @@ class Settings(CommonSettings):
     def origins(self) -> tuple[str, ...]:
         """Where callers reach this service: what a DPoP proof may name (RFC 9449 §4.3 point 9)."""
         return (self.order_url,)
+
+    @property
+    def order_limits(self) -> Limits:
+        return Limits(max_orders=self.max_open_orders, max_units=self.max_open_units)
 
     @property
     def order_secret(self) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import compensation
 from .inventory import Inventory
+from .limits import Limits
 
 
 async def _compensating_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -48,6 +49,24 @@ async def _inventory(request: Request) -> Inventory:
 
 InventoryDep = Annotated[Inventory, Depends(_inventory)]
 """Inventory as the order service calls it on a customer's behalf."""
+
+
+async def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = request.app.state.db_sessions
+    return factory
+
+
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
+"""The session factory, for a short transaction of its own besides the request's."""
+
+
+async def _limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.settings.order_limits
+    return limits
+
+
+LimitsDep = Annotated[Limits, Depends(_limits)]
+"""What one customer's unpaid orders may hold (``ORDER_MAX_OPEN_*``)."""
 
 # Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
 # Named, so forward mode (forwarding.py) can swap each for a weaker one.

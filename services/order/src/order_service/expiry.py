@@ -8,6 +8,10 @@ Each order is cancelled in a transaction of its own (status, release and
 leaves that order pending for the next pass and does not stop the others.
 Several replicas may run the job: the conditional status UPDATE lets one win
 per order.
+
+Each pass also gives back holds (:mod:`order_service.limits`) older than the
+payment timeout whose order was never stored, so a placement cut short by a
+crash does not count against its customer for ever.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from datetime import timedelta
 from hopkit import tracing
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from . import service
+from . import limits, service
 from .config import SCHEDULER_CLIENT_ID
 from .inventory import Inventory
 
@@ -84,6 +88,9 @@ class ExpiryScheduler:
                         "order expired",
                         extra={"order_id": order_id, "client_id": SCHEDULER_CLIENT_ID},
                     )
+            if not self._stopping.is_set():
+                async with self._sessions.begin() as session:
+                    await limits.give_back_stale(session, self._timeout)
             return expired
         finally:
             tracing.reset(trace)

@@ -3,6 +3,9 @@
 Besides the orders, the metadata holds hopkit's ``outbox`` (events stored in
 the transaction of the change they announce) and ``processed_events`` (ids of
 the Kafka events already applied), so Alembic migrates all of them together.
+
+``holds`` and ``customer_holds`` count what unpaid orders hold, per customer,
+against the limits on open orders and units (see :mod:`order_service.limits`).
 """
 
 from __future__ import annotations
@@ -94,4 +97,41 @@ class OrderItem(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price_cents >= 0", name="price_not_negative"),
+    )
+
+
+class Hold(Base):
+    """One unpaid order counted against its customer's limits (see :mod:`order_service.limits`).
+
+    Taken before the stock is reserved, so it may exist before its order does
+    (and, after a crash, without one). Giving it back deletes the row: whoever
+    deletes it decrements the customer's totals, so it is never given back twice.
+    """
+
+    __tablename__ = "holds"
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(255))
+    units: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("units > 0", name="units_positive"),
+        # The expiry job's sweep for holds left behind by a placement that never finished.
+        Index("ix_holds_taken_at", "taken_at"),
+    )
+
+
+class CustomerHolds(Base):
+    """A customer's totals over their holds: the row the limit check updates conditionally."""
+
+    __tablename__ = "customer_holds"
+
+    customer_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    open_orders: Mapped[int] = mapped_column(Integer)
+    open_units: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint("open_orders >= 0", name="open_orders_not_negative"),
+        CheckConstraint("open_units >= 0", name="open_units_not_negative"),
     )

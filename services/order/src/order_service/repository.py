@@ -6,6 +6,11 @@ and the caller looks at the row count: whoever moves an order out of
 later attempt, concurrent or redelivered, sees that it lost and changes
 nothing. On PostgreSQL the losing UPDATE waits for the winner's commit and
 then re-checks its ``WHERE``; on SQLite writers are serialised.
+
+The limits on unpaid orders (:mod:`order_service.limits`) are the same kind
+of statement: one conditional UPDATE of the customer's ``customer_holds`` row
+adds an order only while both totals stay within the limits, and a hold is
+given back by deleting its ``holds`` row, which only one caller can do.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import CursorResult, select, update
+from hopkit.db import insert_unless_present
+from sqlalchemy import CursorResult, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from .models import CancelReason, Order, OrderItem, OrderStatus
+from .models import CancelReason, CustomerHolds, Hold, Order, OrderItem, OrderStatus
 
 
 async def add_order(session: AsyncSession, order: Order, items: Sequence[OrderItem]) -> None:
@@ -77,7 +83,9 @@ async def leave_pending(
 ) -> bool:
     """Move a ``PENDING_PAYMENT`` order to ``to``; False (and no change) if it was not pending.
 
-    ``customer_id`` narrows the change to that customer's order.
+    ``customer_id`` narrows the change to that customer's order. The order's
+    hold is given back in the same transaction: whatever moves an order out of
+    ``PENDING_PAYMENT`` frees its place under the customer's limits.
     """
     statement = update(Order).where(
         Order.id == order_id, Order.status == OrderStatus.PENDING_PAYMENT.value
@@ -89,7 +97,127 @@ async def leave_pending(
             status=to.value, reason=reason.value if reason else None, updated_at=now
         ).execution_options(synchronize_session=False)
     )
-    return _rowcount(result) == 1
+    if _rowcount(result) != 1:
+        return False
+    await give_back_hold(session, order_id)
+    return True
+
+
+# -- holds: what unpaid orders count against their customer's limits ---------------------
+
+
+async def take_hold(
+    session: AsyncSession,
+    *,
+    order_id: str,
+    customer_id: str,
+    units: int,
+    max_orders: int,
+    max_units: int,
+    now: datetime,
+) -> bool:
+    """Count one more open order of ``units`` for the customer; False if a limit would pass.
+
+    The check and the increment are one conditional UPDATE, so concurrent
+    placements cannot both see the last free place: on PostgreSQL the second
+    waits for the first's commit and re-checks its ``WHERE``; on SQLite
+    writers are serialised. A customer's first hold inserts their row (a
+    concurrent insert of it is absorbed) and tries again.
+    """
+    if not await _add_to_totals(session, customer_id, units, max_orders, max_units):
+        row = {"customer_id": customer_id, "open_orders": 0, "open_units": 0}
+        await insert_unless_present(session, CustomerHolds, row, ["customer_id"])
+        if not await _add_to_totals(session, customer_id, units, max_orders, max_units):
+            return False
+    session.add(Hold(order_id=order_id, customer_id=customer_id, units=units, taken_at=now))
+    await session.flush()
+    return True
+
+
+async def customer_totals(session: AsyncSession, customer_id: str) -> tuple[int, int]:
+    """The customer's open orders and the units they hold; (0, 0) for a customer with none."""
+    statement = select(CustomerHolds.open_orders, CustomerHolds.open_units).where(
+        CustomerHolds.customer_id == customer_id
+    )
+    row = (await session.execute(statement)).one_or_none()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+async def give_back_hold(session: AsyncSession, order_id: str) -> bool:
+    """Delete the order's hold and take it off its customer's totals; False if there was none.
+
+    The DELETE decides: of two callers giving back the same hold, only the one
+    that deleted the row changes the totals.
+    """
+    statement = (
+        delete(Hold)
+        .where(Hold.order_id == order_id)
+        .returning(Hold.customer_id, Hold.units)
+        .execution_options(synchronize_session=False)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        return False
+    await _subtract_from_totals(session, {str(row[0]): (1, int(row[1]))})
+    return True
+
+
+async def give_back_stale_holds(session: AsyncSession, taken_before: datetime) -> int:
+    """Give back holds taken before ``taken_before`` that have no unpaid order; how many.
+
+    Such a hold is what a placement leaves when the process stops between
+    taking it and storing the order (or giving it back): no order will ever
+    give it back. A hold whose order is still pending is left to that order.
+    """
+    pending = exists().where(
+        Order.id == Hold.order_id, Order.status == OrderStatus.PENDING_PAYMENT.value
+    )
+    statement = (
+        delete(Hold)
+        .where(Hold.taken_at < taken_before, ~pending)
+        .returning(Hold.customer_id, Hold.units)
+        .execution_options(synchronize_session=False)
+    )
+    freed: dict[str, tuple[int, int]] = {}
+    for customer_id, units in (await session.execute(statement)).all():
+        orders, held = freed.get(customer_id, (0, 0))
+        freed[customer_id] = (orders + 1, held + int(units))
+    await _subtract_from_totals(session, freed)
+    return sum(orders for orders, _ in freed.values())
+
+
+async def _add_to_totals(
+    session: AsyncSession, customer_id: str, units: int, max_orders: int, max_units: int
+) -> bool:
+    statement = (
+        update(CustomerHolds)
+        .where(
+            CustomerHolds.customer_id == customer_id,
+            CustomerHolds.open_orders < max_orders,
+            CustomerHolds.open_units + units <= max_units,
+        )
+        .values(
+            open_orders=CustomerHolds.open_orders + 1,
+            open_units=CustomerHolds.open_units + units,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(await session.execute(statement)) == 1
+
+
+async def _subtract_from_totals(session: AsyncSession, freed: dict[str, tuple[int, int]]) -> None:
+    # Sorted: two transactions freeing holds of the same customers lock their rows in one order.
+    for customer_id in sorted(freed):
+        orders, units = freed[customer_id]
+        await session.execute(
+            update(CustomerHolds)
+            .where(CustomerHolds.customer_id == customer_id)
+            .values(
+                open_orders=CustomerHolds.open_orders - orders,
+                open_units=CustomerHolds.open_units - units,
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _rowcount(result: object) -> int:

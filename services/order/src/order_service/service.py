@@ -23,6 +23,10 @@ decides a race between a payment and a cancellation: it ends either sold
 changes nothing here. The conditional UPDATE then records the outcome. If
 inventory or the database fails, the order stays ``PENDING_PAYMENT`` and the
 attempt can be repeated (both inventory calls are idempotent).
+
+What one customer's unpaid orders may hold is limited (:mod:`order_service.limits`):
+placing takes a hold in a short transaction of its own before inventory is
+called, and every move out of ``PENDING_PAYMENT`` gives it back.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ from datetime import UTC, datetime, timedelta
 from hopkit.events import ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_PLACED, Envelope
 from hopkit.outbox import add_to_outbox
 from hopkit.problems import Problem
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from . import compensation, repository
+from . import compensation, limits, repository
 from .billing import Billing
 from .inventory import Inventory, Line, ReservationSettled
 from .models import CancelReason, Order, OrderItem, OrderStatus
@@ -110,16 +114,21 @@ async def place_order(
     card_masked: str,
     user_token: str,
     inventory: Inventory,
+    sessions: async_sessionmaker[AsyncSession],
+    order_limits: limits.Limits,
 ) -> Order:
     """Price the lines from the catalogue, reserve them, and store the order with its event.
 
     Prices, names and currency come from inventory's catalogue, never from the
-    client. Insufficient stock is inventory's 409 and nothing is stored. The
-    reservation is made before the order row exists, so a compensation
-    releasing it is registered on the session for the case the order is
-    never committed.
+    client. Insufficient stock is inventory's 409 and nothing is stored. A
+    customer whose unpaid orders already hold what they may gets a 409 too,
+    before anything is reserved: the hold is taken and committed on its own
+    (``sessions``) first. The hold and the reservation are made before the
+    order row exists, so compensations giving them back are registered on
+    ``session`` for the case the order is never committed.
     """
     wanted = _normalise(lines)
+    units = sum(line.quantity for line in wanted)
     for line in wanted:
         if line.quantity > MAX_LINE_QUANTITY:
             raise Problem(
@@ -129,6 +138,7 @@ async def place_order(
                 type_=PROBLEMS + "quantity-too-large",
                 product_id=line.product_id,
             )
+    limits.check_size(units, order_limits)
     products = await asyncio.gather(*(inventory.product(line.product_id) for line in wanted))
     items: list[OrderItem] = []
     for line, product in zip(wanted, products, strict=True):
@@ -160,6 +170,12 @@ async def place_order(
         )
 
     order_id = new_order_id()
+    await limits.take(
+        sessions, order_id=order_id, customer_id=customer_id, units=units, limits=order_limits
+    )
+    compensation.on_rollback(
+        session, f"give back the hold of {order_id}", lambda: limits.give_back(sessions, order_id)
+    )
     await inventory.reserve(user_token, order_id, wanted)
     compensation.on_rollback(session, f"release {order_id}", lambda: inventory.release(order_id))
 

@@ -44,6 +44,8 @@ ORDER_CONFIRMED = "order.confirmed"
 ORDER_CANCELLED = "order.cancelled"
 PAYMENT_SUCCEEDED = "payment.succeeded"
 PAYMENT_FAILED = "payment.failed"
+# Not in DESIGN.md's list: billing gives back a payment whose order was cancelled first.
+PAYMENT_REFUNDED = "payment.refunded"
 
 ALL_TOPICS: tuple[str, ...] = (
     ORDER_PLACED,
@@ -51,8 +53,10 @@ ALL_TOPICS: tuple[str, ...] = (
     ORDER_CANCELLED,
     PAYMENT_SUCCEEDED,
     PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
 )
-"""The event topics of DESIGN.md; each has a dead-letter topic, see :func:`dlq`."""
+"""The event topics of DESIGN.md, plus ``payment.refunded``; each has a dead-letter topic,
+see :func:`dlq`."""
 
 MAX_ENVELOPE_BYTES = 64 * 1024
 """Events are notifications, not documents: anything bigger is refused (and poison)."""

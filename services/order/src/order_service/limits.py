@@ -1,0 +1,138 @@
+"""Limits on what one customer's unpaid orders hold, so nobody can take the catalogue off sale.
+
+An unpaid order holds its stock until it is paid, cancelled or expired
+(``ORDER_PAYMENT_TIMEOUT``). Without a limit one customer could hold every
+unit of every product for that long with orders that will never be paid
+(a card waiting for cardholder authentication, say), again and again. So a
+customer may have at most ``ORDER_MAX_OPEN_ORDERS`` orders in
+``PENDING_PAYMENT`` at a time, holding at most ``ORDER_MAX_OPEN_UNITS`` units
+together; one order alone may hold no more than that either.
+
+The check must hold under concurrency: a count of the open orders followed
+by an insert after inventory's answer would let N concurrent placements all
+see the same free place. Each placement therefore takes a *hold* first, in a
+short transaction of its own before inventory is called: a conditional
+UPDATE of the customer's totals (:func:`order_service.repository.take_hold`)
+plus a ``holds`` row for the order. No write transaction is held across the
+HTTP call (SQLite has one writer at a time). The hold is given back
+
+- in the transaction of every move out of ``PENDING_PAYMENT`` (payment,
+  decline, the customer's cancellation, expiry:
+  :func:`order_service.repository.leave_pending`),
+- after a placement that fails once the hold is taken (inventory refuses,
+  the order cannot be stored): a compensation on the request's session,
+- by the expiry job for a hold older than the payment timeout whose order
+  never got stored (the process stopped in between), so a crash cannot lock
+  a customer out for good.
+
+Giving back deletes the ``holds`` row, so it happens at most once per order
+whichever of these gets there first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from hopkit.problems import Problem
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from . import repository
+
+log = logging.getLogger(__name__)
+
+PROBLEMS = "https://hopshop.example/problems/"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much one customer's unpaid orders may hold (``ORDER_MAX_OPEN_*``)."""
+
+    max_orders: int
+    max_units: int
+
+
+def check_size(units: int, limits: Limits) -> None:
+    """One order alone may not hold more than the customer's units limit: else a 422.
+
+    422, not 409: no payment or cancellation would ever let this order through.
+    """
+    if units > limits.max_units:
+        raise Problem(
+            422,
+            "Order too large",
+            f"an unpaid order may hold at most {limits.max_units} units; this one asks for {units}",
+            type_=PROBLEMS + "order-too-large",
+            units=units,
+            max_open_units=limits.max_units,
+        )
+
+
+def too_many_unpaid(open_orders: int, open_units: int, units: int, limits: Limits) -> Problem:
+    """409 (RFC 9457): the customer's unpaid orders already hold what they may."""
+    plural = "order" if open_orders == 1 else "orders"
+    if open_orders >= limits.max_orders:
+        detail = (
+            f"you have {open_orders} unpaid {plural} (at most {limits.max_orders} at a time); "
+            "pay or cancel one first"
+        )
+    else:
+        detail = (
+            f"your {open_orders} unpaid {plural} hold {open_units} units, and this order's "
+            f"{units} more would pass the limit of {limits.max_units}; pay or cancel one first"
+        )
+    return Problem(
+        409,
+        "Too many unpaid orders",
+        detail,
+        type_=PROBLEMS + "too-many-unpaid-orders",
+        open_orders=open_orders,
+        open_units=open_units,
+        max_open_orders=limits.max_orders,
+        max_open_units=limits.max_units,
+    )
+
+
+async def take(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    order_id: str,
+    customer_id: str,
+    units: int,
+    limits: Limits,
+) -> None:
+    """Count the order against the customer's limits, committed at once; else the 409.
+
+    Its own transaction, so the check is decided (and the write lock released)
+    before inventory is called.
+    """
+    check_size(units, limits)
+    async with sessions.begin() as session:
+        taken = await repository.take_hold(
+            session,
+            order_id=order_id,
+            customer_id=customer_id,
+            units=units,
+            max_orders=limits.max_orders,
+            max_units=limits.max_units,
+            now=datetime.now(UTC),
+        )
+        if taken:
+            return
+        open_orders, open_units = await repository.customer_totals(session, customer_id)
+    raise too_many_unpaid(open_orders, open_units, units, limits)
+
+
+async def give_back(sessions: async_sessionmaker[AsyncSession], order_id: str) -> None:
+    """The order was never stored: its hold is given back (a compensation step)."""
+    async with sessions.begin() as session:
+        await repository.give_back_hold(session, order_id)
+
+
+async def give_back_stale(session: AsyncSession, older_than: timedelta) -> int:
+    """Holds older than ``older_than`` without an unpaid order are given back; how many."""
+    freed = await repository.give_back_stale_holds(session, datetime.now(UTC) - older_than)
+    if freed:
+        log.warning("holds without an order given back", extra={"holds": freed})
+    return freed

@@ -1,0 +1,73 @@
+"""`hopshop logs --trace`: one request's lines from every service, in the order they were logged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hopshop_stack.cli import main
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+OTHER = "00f067aa0ba902b700f067aa0ba902b7"
+
+
+def line(ts: float, service: str, trace: str, msg: str) -> str:
+    return json.dumps({"ts": ts, "service": service, "trace_id": trace, "msg": msg}) + "\n"
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "gateway.log").write_text(
+        "INFO:     Started server process [1]\n"
+        + line(10.0, "gateway", TRACE, "POST /api/orders 201")
+        + line(11.0, "gateway", OTHER, "GET /api/orders 200")
+    )
+    (logs / "order.log").write_text(
+        line(9.5, "order", TRACE, "POST /orders 201")
+        + line(9.9, "order", OTHER, "not this one")
+        + line(12.0, "order", TRACE, "payment.succeeded: CONFIRMED")
+    )
+    (logs / "inventory.log").write_text(line(9.2, "inventory", TRACE, "POST /reservations 201"))
+    (logs / "kafka.log").write_text("broker started\n")
+    return tmp_path
+
+
+def test_every_line_of_the_trace_in_time_order(
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["logs", "--state-dir", str(state_dir), "--trace", TRACE.upper()]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [row.split(" | ")[0].strip() for row in out] == [
+        "inventory",
+        "order",
+        "gateway",
+        "order",
+    ]
+    assert all(TRACE in row for row in out)
+    assert not any(OTHER in row for row in out)
+
+
+def test_one_component_only(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["logs", "order", "--state-dir", str(state_dir), "--trace", TRACE]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and all('"service": "order"' in row for row in out)
+
+
+@pytest.mark.parametrize(
+    ("trace", "code", "message"),
+    [
+        ("abc", 2, "not a trace id"),
+        ("g" * 32, 2, "not a trace id"),
+        ("0" * 31 + "1", 1, "no log line has trace id"),
+    ],
+)
+def test_a_trace_that_is_not_one_or_is_nowhere_is_said_so(
+    state_dir: Path, capsys: pytest.CaptureFixture[str], trace: str, code: int, message: str
+) -> None:
+    assert main(["logs", "--state-dir", str(state_dir), "--trace", trace]) == code
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("hopshop: ") and message in captured.err
