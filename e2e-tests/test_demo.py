@@ -87,4 +87,8 @@ def test_demo_prints_the_token_of_every_hop(system: System) -> None:
     assert traced.returncode == 0, traced.stderr
     services = [line.split(" | ")[0].strip() for line in traced.stdout.splitlines()]
     assert {"gateway", "order", "inventory", "billing"} <= set(services), traced.stdout
+    # Both exchanges at auth (gateway's for order, order's for inventory) are in the trace.
+    for audience in ("order", "inventory"):
+        assert f"auth         |   issued: aud {audience} · " in traced.stdout, traced.stdout
+    assert [line for line in traced.stdout.splitlines() if len(line) > 100] == []
     assert "eyJ" not in traced.stdout

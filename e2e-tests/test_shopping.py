@@ -8,6 +8,9 @@ import httpx
 import pytest
 from e2e_support import DECLINED_CARD, GOOD_CARD, System, available, bearer, eventually, login
 
+#: ORDER_MAX_OPEN_UNITS's default: what one customer's unpaid orders may hold together.
+DEFAULT_MAX_OPEN_UNITS = 50
+
 
 @pytest.fixture(scope="module")
 def alice(system: System) -> dict[str, str]:
@@ -116,6 +119,8 @@ def test_insufficient_stock_is_a_409_and_nothing_is_charged(
     # customer's unpaid orders may hold (ORDER_MAX_OPEN_UNITS), so stock is what refuses it.
     products: list[dict[str, Any]] = gateway.get("/api/products").json()
     product = min(products, key=lambda p: p["available"])
+    if product["available"] + 1 > DEFAULT_MAX_OPEN_UNITS:
+        pytest.skip("every product has 50 or more units: the limit on unpaid units answers first")
     invoices_before = len(gateway.get("/api/invoices", headers=alice).json())
     orders_before = len(gateway.get("/api/orders", headers=alice).json())
 

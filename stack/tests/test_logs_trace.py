@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hopshop_stack import tracelog
 from hopshop_stack.cli import main
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -46,14 +47,66 @@ def test_every_line_of_the_trace_in_time_order(
         "gateway",
         "order",
     ]
-    assert all(TRACE in row for row in out)
-    assert not any(OTHER in row for row in out)
+    assert [row.split(" | ")[1].split(" ", 1)[1] for row in out] == [
+        "POST /reservations 201",
+        "POST /orders 201",
+        "POST /api/orders 201",
+        "payment.succeeded: CONFIRMED",
+    ]
+    assert all(len(row) <= 100 for row in out)
+
+
+def test_a_request_line_shows_the_token_it_carried() -> None:
+    record = {
+        "ts": 1.5,
+        "level": "info",
+        "logger": "access",
+        "msg": "request",
+        "trace_id": TRACE,
+        "method": "POST",
+        "path": "/reservations",
+        "status": 201,
+        "token": {
+            "sub": "d23b5b94-1f2e-4c3d-9a8b-7c6d5e4f3a2b",
+            "aud": ["inventory"],
+            "client_id": "order",
+            "act": ["order", "gateway"],
+            "scope": ["inventory:reserve"],
+        },
+    }
+    first, claims = tracelog.summary(json.dumps(record))
+    assert first.endswith(" POST /reservations 201")
+    assert claims == (
+        "  sub d23b5b94 · aud inventory · client order · act order ← gateway"
+        " · scope inventory:reserve"
+    )
+    worker = {**record, "token": {"sub": "billing-worker", "client_id": "billing-worker"}}
+    assert tracelog.summary(json.dumps(worker))[1] == "  sub billing-worker"  # client = sub
+    issued = {**record, "event": "token_exchanged", "issued": {"aud": "order", "scope": "a b"}}
+    del issued["token"]
+    lines = tracelog.summary(json.dumps(issued))
+    assert lines[0].endswith("POST /reservations 201 token_exchanged")
+    assert lines[1] == "  issued: aud order · scope a b"
+
+
+def test_claims_are_wrapped_to_the_width_and_foreign_lines_kept() -> None:
+    scopes = [f"scope:{n}" for n in range(30)]
+    record = {"ts": 1.0, "method": "GET", "path": "/x", "status": 200, "token": {"scope": scopes}}
+    lines = tracelog.summary(json.dumps(record), width=60)
+    assert len(lines) > 3 and all(len(line) <= 60 for line in lines)
+    assert " ".join(" ".join(lines[1:]).split()) == "scope " + " ".join(scopes)
+    assert tracelog.summary("INFO:     Started server process [1]") == [
+        "INFO:     Started server process [1]"
+    ]
 
 
 def test_one_component_only(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["logs", "order", "--state-dir", str(state_dir), "--trace", TRACE]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and all('"service": "order"' in row for row in out)
+    assert [row.split(" ", 1)[1] for row in out] == [
+        "POST /orders 201",
+        "payment.succeeded: CONFIRMED",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ response.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -116,6 +117,25 @@ def test_the_shop_works_alice_buys_and_pays(forwarding: httpx.Client, auth: http
         return [n for n in notes if n["order_id"] == order_id] or None
 
     eventually(notified, "a notification about the order")
+
+
+def test_an_idempotency_key_works_as_in_exchange_mode(
+    forwarding: httpx.Client, auth: httpx.Client
+) -> None:
+    """The header is checked and passed on the same way: one order per key, a 400 if bad."""
+    bob = login(auth, "bob").access_token
+    product = max(forwarding.get("/api/products").json(), key=lambda p: p["available"])
+    body = {"items": [{"product_id": product["id"], "quantity": 1}], "card": "4242424242424242"}
+    headers = {**bearer(bob), "Idempotency-Key": f'"{uuid.uuid4()}"'}
+    first = forwarding.post("/api/orders", json=body, headers=headers)
+    again = forwarding.post("/api/orders", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json()["id"] == first.json()["id"]
+    bad = {**bearer(bob), "Idempotency-Key": '"two words"'}
+    problem = assert_problem(
+        forwarding.post("/api/orders", json=body, headers=bad), 400, "invalid-idempotency-key"
+    )
+    assert problem["header"] == "Idempotency-Key"
 
 
 def test_a_token_made_for_another_service_opens_the_front_door(

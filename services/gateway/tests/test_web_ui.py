@@ -31,6 +31,16 @@ def test_script_and_styles(http: httpx.Client) -> None:
     assert http.get("/app.css").headers["content-type"].startswith("text/css")
 
 
+def test_the_page_sends_one_idempotency_key_per_checkout(http: httpx.Client) -> None:
+    script = http.get("/app.js").text
+    checkout = script[script.index("async function placeOrder") :]
+    checkout = checkout[: checkout.index("\n}\n")]
+    # Made once per click, before the attempts that all send it.
+    assert checkout.index("idempotencyKey()") < checkout.index("for (let attempt")
+    assert '"Idempotency-Key": idempotencyKey()' in checkout
+    assert "crypto.randomUUID" in script
+
+
 def test_config_points_the_page_at_the_issuer(http: httpx.Client, issuer: str) -> None:
     config = http.get("/config.json").json()
     assert config["issuer"] == issuer

@@ -50,6 +50,7 @@ async def test_upgrade_matches_models_and_downgrade_undoes_it(tmp_path: Path) ->
                 "processed_events",
                 "holds",
                 "customer_holds",
+                "idempotency_keys",
             }
         await downgrade_to_base(engine)
         async with engine.connect() as connection:

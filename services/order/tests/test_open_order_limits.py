@@ -177,7 +177,7 @@ def test_units_across_unpaid_orders_are_limited_and_one_order_alone_too(
     # 15 held + 6 more would pass 20: refused, though she has only one unpaid order.
     problem = assert_problem(post(strict, alice, (mug, 3), (tee, 3)), 409, TOO_MANY)
     assert problem["detail"] == (
-        "your 1 unpaid order hold 15 units, and this order's 6 more would pass the limit "
+        "your 1 unpaid order holds 15 units, and this order's 6 more would pass the limit "
         "of 20; pay or cancel one first"
     )
     assert (problem["open_units"], problem["max_open_units"]) == (15, 20)

@@ -2,8 +2,9 @@
 
 Covers what differs there: the Alembic schema (outbox and processed_events
 included), the conditional status UPDATEs, the outbox relay reading
-PostgreSQL rows, and the limits on unpaid orders: the conditional UPDATE of a
-customer's totals under concurrent placements, and the migration's backfill.
+PostgreSQL rows, the limits on unpaid orders: the conditional UPDATE of a
+customer's totals under concurrent placements, and the migration's backfill,
+and concurrent placements with one Idempotency-Key (the insert that claims it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -179,3 +181,27 @@ async def test_the_migration_counts_orders_already_unpaid_on_postgres(
         await check_holds_backfill(engine)
     finally:
         await engine.dispose()
+
+
+def test_concurrent_placements_with_one_key_place_one_order_on_postgres(
+    pg_http: httpx.Client, inventory: httpx.Client, inventory_db: str, bob: str
+) -> None:
+    """8 at once: one claims the key (the other inserts wait for its commit, then insert
+    nothing), the rest get the 409 or, once it is stored, the order."""
+    product = add_product(inventory_db, 20)
+    headers = {**bearer(bob), "Idempotency-Key": f'"{uuid.uuid4()}"'}
+
+    def place(_: int) -> httpx.Response:
+        return pg_http.post("/orders", json=order_body((product, 2)), headers=headers)
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(place, range(8)))
+
+    placed = {r.json()["id"] for r in responses if r.status_code == 201}
+    assert len(placed) == 1, [r.text for r in responses]
+    for refused in (r for r in responses if r.status_code != 201):
+        assert_problem(refused, 409, "idempotency-key-in-flight")
+    assert available(inventory, product) == 18
+    orders = pg_http.get("/orders", headers=bearer(bob)).json()
+    of_product = [o["id"] for o in orders if o["items"][0]["product_id"] == product]
+    assert set(of_product) == placed  # one order, no other

@@ -22,6 +22,7 @@ import shlex
 import sys
 import textwrap
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,7 +202,11 @@ def purchase(gateway: httpx.Client, token: str, trace_id: str, out: TextIO) -> b
     )
 
     body = {"items": [{"product_id": product["id"], "quantity": 1}], "card": CARD}
-    placed = gateway.post("/api/orders", json=body, headers={**auth, **traceparent(trace_id)})
+    # As a careful client would: a repeat of this request could never place a second order.
+    key = {"Idempotency-Key": f'"{uuid.uuid4()}"'}
+    placed = gateway.post(
+        "/api/orders", json=body, headers={**auth, **traceparent(trace_id), **key}
+    )
     order = _expect(placed, 201, "placing the order").json()
     order_id = str(order["id"])
     say(out, f"  POST /api/orders            order {order_id} {order['status']}")
@@ -479,7 +484,8 @@ def demo(state_dir: Path, out: TextIO = sys.stdout) -> int:
     hops = collect_hops(state.logs_dir(state_dir), trace_id)
     print_hops(hops, str(claims.get("sub")), out)
     say(out)
-    say(out, f"Each hop above is one log line with trace_id {trace_id}; all of them, in order:")
+    say(out, f"Each hop above is one log line with trace_id {trace_id}.")
+    say(out, "All of them, every service, in the order they were logged:")
     here = state_dir
     with contextlib.suppress(ValueError):  # shorter from here, when it is below here
         here = state_dir.resolve().relative_to(Path.cwd())

@@ -397,10 +397,11 @@ def _may_start(plan: Plan, state_dir: Path, hint: str) -> bool:
                 if found.mode == "foreground"
                 else "in the background"
             )
-            names = ", ".join(f"{c.name} (pid {c.pid})" for c in live) or "no components"
             error(
-                f"a stack is already running {where} since {found.started_at}: {names}.\n"
-                f"  See it with `{RUN} status{hint}`; stop it with `{RUN} down{hint}`."
+                f"a stack is already running {where}.\n"
+                f"  Started {found.started_at}; {len(live)} of its {len(found.components)} "
+                "parts are up.\n"
+                f"  See it with `{RUN} status{hint}`;\n  stop it with `{RUN} down{hint}`."
             )
             return False
         state.remove(state_dir)  # left by a run that is gone

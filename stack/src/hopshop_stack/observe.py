@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import processes, state
+from . import processes, state, tracelog
 from .lifecycle import error, is_ours_and_running
 from .state import ComponentState
 
@@ -19,9 +18,6 @@ from .state import ComponentState
 STATUS_HEALTHY = 0
 STATUS_UNHEALTHY = 1
 STATUS_NOT_RUNNING = 3
-
-#: A W3C trace id (Trace Context §3.2.2.3), as the demo prints it and the logs carry it.
-TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def health(component: ComponentState) -> str:
@@ -119,7 +115,7 @@ def logs(
     state_dir = state_dir.resolve()
     if trace is not None:
         trace = trace.strip().lower()
-        if not TRACE_ID.fullmatch(trace):
+        if not tracelog.TRACE_ID.fullmatch(trace):
             error(f"not a trace id: {trace!r} (32 hex digits, as the demo prints)")
             return 2
     available = known_logs(state_dir)
@@ -136,15 +132,18 @@ def logs(
             return 1
 
     prefix_width = max(len(name) for name in chosen) if component is None else 0
+    # --trace output is read off a projector: at most 100 columns, prefix included.
+    width = 100 - (prefix_width + 3 if prefix_width else 0)
 
     def emit(name: str, line: str) -> None:
         prefix = f"{name:<{prefix_width}} | " if prefix_width else ""
         sys.stdout.write(prefix + line + "\n")
 
     if trace is not None:
-        found = trace_lines(chosen, trace)
+        found = tracelog.trace_lines(chosen, trace)
         for name, line in found:
-            emit(name, line)
+            for part in tracelog.summary(line, width):
+                emit(name, part)
         if not found and not follow:
             error(f"no log line has trace id {trace} (logs: {', '.join(chosen)})")
             return 1
@@ -156,44 +155,15 @@ def logs(
     if follow:
 
         def emit_followed(name: str, line: str) -> None:
-            if trace is None or trace in line:
+            if trace is None:
                 emit(name, line)
+            elif trace in line:
+                for part in tracelog.summary(line, width):
+                    emit(name, part)
 
         with contextlib.suppress(KeyboardInterrupt):
             _follow(chosen, emit_followed)
     return 0
-
-
-def trace_lines(files: dict[str, Path], trace: str) -> list[tuple[str, str]]:
-    """(component, line) for every line naming ``trace``, in the order they were logged.
-
-    One request's lines are spread over several services' logs; sorted by each
-    JSON line's ``ts`` they read as the request travelled. Lines without a
-    timestamp keep their place after the timestamped ones of the same file.
-    """
-    found: list[tuple[float, int, str, str]] = []
-    for name, path in files.items():
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            continue
-        last = 0.0
-        for line in text.splitlines():
-            if trace not in line:
-                continue
-            last = _timestamp(line, last)
-            found.append((last, len(found), name, line))
-    found.sort()
-    return [(name, line) for _, _, name, line in found]
-
-
-def _timestamp(line: str, default: float) -> float:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return default
-    stamp = record.get("ts") if isinstance(record, dict) else None
-    return float(stamp) if isinstance(stamp, int | float) else default
 
 
 def _follow(files: dict[str, Path], emit: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Path, status
+from hopkit.idempotency import IdempotencyKeyDep
 
 from . import service
 from .deps import (
@@ -65,18 +66,30 @@ async def list_products(gw: GatewayDep) -> list[ProductOut]:
     tags=["orders"],
     summary="Place an order",
     description="Needs `orders:write`. Stock is reserved at once; payment follows "
-    "asynchronously (`PENDING_PAYMENT` → `CONFIRMED` or `CANCELLED`).",
+    "asynchronously (`PENDING_PAYMENT` → `CONFIRMED` or `CANCELLED`). Send an "
+    "`Idempotency-Key` (a fresh one per order, the same one when you retry it): a retry "
+    "after a timeout then gets the order the first request placed (201) instead of a "
+    "second order; keys are yours alone and kept 24 hours.",
     status_code=status.HTTP_201_CREATED,
     responses={
+        400: _problem("A malformed `Idempotency-Key` (`invalid-idempotency-key`)"),
         409: _problem(
             "Not enough stock, or too many unpaid orders of yours (order's "
-            "`too-many-unpaid-orders`, passed on unchanged): nothing reserved, nothing charged"
+            "`too-many-unpaid-orders`, passed on unchanged): nothing reserved, nothing "
+            "charged; or the first request with this `Idempotency-Key` is still placing "
+            "the order (`idempotency-key-in-flight`): repeat it shortly"
         ),
         **USER_PROBLEMS,
+        422: _problem(
+            "The request is invalid (`errors` names the fields), or this "
+            "`Idempotency-Key` placed another order (`idempotency-key-reused`)"
+        ),
     },
 )
-async def place_order(body: OrderIn, gw: GatewayDep, user: OrderWriter) -> OrderOut:
-    return await service.place_order(gw, user, body)
+async def place_order(
+    body: OrderIn, gw: GatewayDep, user: OrderWriter, key: IdempotencyKeyDep
+) -> OrderOut:
+    return await service.place_order(gw, user, body, key)
 
 
 @router.get(

@@ -58,16 +58,18 @@ class Downstream:
         *,
         token: HopToken | None = None,
         json: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> T:
         """Send one request and return its body, checked against ``expect``.
 
         ``token`` sets the credentials: a DPoP-bound token with a proof made for
-        this exact request (RFC 9449 §7.1), or a bearer token. Raises a
+        this exact request (RFC 9449 §7.1), or a bearer token. ``headers`` are
+        sent as they are (the client's ``Idempotency-Key``). Raises a
         :class:`Problem` for every failure (see the module docstring).
         """
         try:
             response = await self._http.request(
-                method, self._urls[service] + path, json=json, auth=token
+                method, self._urls[service] + path, json=json, auth=token, headers=headers
             )
         except httpx.TimeoutException:
             log.warning("%s %s %s timed out", service, method, path)

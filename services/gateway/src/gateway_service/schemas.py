@@ -50,7 +50,9 @@ class OrderIn(BaseModel):
     items: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
     card: str = Field(
         pattern=r"^[0-9]{12,19}$",
-        description="A test card number, digits only. 4000000000000002 is always declined.",
+        description="A test card number, digits only. 4000000000000002 is always declined; "
+        "4000000000003063 waits for a cardholder authentication that never comes (the order "
+        "stays unpaid until it expires); other valid numbers pay.",
         examples=["4242424242424242"],
     )
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hopauth import Principal
+from hopkit.idempotency import HEADER as IDEMPOTENCY_KEY
+from hopkit.idempotency import IdempotencyKeyField
 from hopkit.logs import annotate
 from hopkit.problems import Problem
 
@@ -61,10 +63,24 @@ async def list_products(gw: Gateway) -> list[ProductOut]:
     return await gw.downstream.call(INVENTORY, "GET", "/products", PRODUCTS)
 
 
-async def place_order(gw: Gateway, user: User, order: OrderIn) -> OrderOut:
+async def place_order(
+    gw: Gateway, user: User, order: OrderIn, key: IdempotencyKeyField | None = None
+) -> OrderOut:
+    """The order, placed by order; the client's ``Idempotency-Key`` goes along as it came.
+
+    The gateway only checked its format: order keeps the keys and decides what
+    a repeated request gets (draft-ietf-httpapi-idempotency-key-header-07).
+    """
     token = await gw.hops.for_user(user.token, audience=ORDER_SERVICE, scopes=["orders:write"])
+    headers = None if key is None else {IDEMPOTENCY_KEY: key.field_value}
     return await gw.downstream.call(
-        ORDER_SERVICE, "POST", "/orders", ORDER, token=token, json=order.model_dump()
+        ORDER_SERVICE,
+        "POST",
+        "/orders",
+        ORDER,
+        token=token,
+        json=order.model_dump(),
+        headers=headers,
     )
 
 

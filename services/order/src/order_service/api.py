@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 from hopauth import Principal
+from hopkit.idempotency import IdempotencyKeyDep
 from hopkit.logs import annotate
 
-from . import cards, service
+from . import cards, idempotency, service
 from .deps import (
     BearerToken,
     CompensatingSessionDep,
@@ -56,15 +57,28 @@ ORDER_ID = Path(pattern=ORDER_ID_PATTERN, description="The order's id")
     "card is kept. A customer's unpaid orders may hold at most `ORDER_MAX_OPEN_ORDERS` "
     "orders and `ORDER_MAX_OPEN_UNITS` units together: beyond that, a 409 "
     "(`too-many-unpaid-orders`) until one is paid or cancelled; one order of more units "
-    "than that is a 422 (`order-too-large`).",
+    "than that is a 422 (`order-too-large`). With an `Idempotency-Key` "
+    "(draft-ietf-httpapi-idempotency-key-header), per customer and kept 24 hours, a "
+    "repeated request places nothing new: the order the key placed comes back (201, "
+    "`Idempotent-Replayed: true`); while that order is still being placed, a 409 "
+    "(`idempotency-key-in-flight`); with other items or another card, a 422 "
+    "(`idempotency-key-reused`). A placement that fails frees its key.",
     status_code=status.HTTP_201_CREATED,
     responses={
+        400: _problem("A malformed `Idempotency-Key` (`invalid-idempotency-key`)"),
         409: _problem(
             "Insufficient stock (`insufficient-stock`), or too many unpaid orders "
-            "(`too-many-unpaid-orders`): nothing was reserved or stored"
+            "(`too-many-unpaid-orders`): nothing was reserved or stored; or the first "
+            "request with this `Idempotency-Key` is still placing its order "
+            "(`idempotency-key-in-flight`)"
         ),
         503: _problem("Inventory could not be reached"),
         **AUTH_PROBLEMS,
+        422: _problem(
+            "The request is invalid (`errors` names the fields), or the order is not "
+            "possible (`unknown-product`, `order-too-large` ...), or the `Idempotency-Key` "
+            "placed another order (`idempotency-key-reused`)"
+        ),
     },
 )
 async def place_order(
@@ -75,8 +89,13 @@ async def place_order(
     inventory: InventoryDep,
     sessions: SessionsDep,
     limits: LimitsDep,
+    key: IdempotencyKeyDep,
+    response: Response,
 ) -> OrderOut:
-    order = await service.place_order(
+    if key is not None:
+        # Which retries belong together (the JSON log formatter redacts a token-shaped key).
+        annotate(idempotency_key=key.key)
+    placed = await service.place_order(
         session,
         customer_id=principal.subject,
         lines=[Line(item.product_id, item.quantity) for item in body.items],
@@ -85,9 +104,13 @@ async def place_order(
         inventory=inventory,
         sessions=sessions,
         order_limits=limits,
+        idempotency_key=None if key is None else key.key,
     )
-    _audit("place", order.id, principal)
-    return order_out(order)
+    if placed.replayed:
+        annotate(idempotent_replay=True)
+        response.headers[idempotency.REPLAYED] = "true"
+    _audit("place", placed.order.id, principal)
+    return order_out(placed.order)
 
 
 @router.get(

@@ -65,7 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await db.upgrade(engine, MIGRATIONS)
             sessions = db.session_factory(engine)
 
-            auth_http = await resources.enter_async_context(outgoing.async_client(timeout=5.0))
+            # Its token exchanges belong to the request that needed them: trace them with it.
+            auth_http = await resources.enter_async_context(
+                outgoing.async_client(timeout=5.0, event_hooks={"request": [add_trace_headers]})
+            )
             keys = JWKSCache(issuer=settings.issuer, http=auth_http, ttl=settings.jwks_ttl)
             await keys.warm()
             checks: dict[str, Check] = {"database": database_check(engine)}

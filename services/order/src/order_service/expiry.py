@@ -10,8 +10,12 @@ Several replicas may run the job: the conditional status UPDATE lets one win
 per order.
 
 Each pass also gives back holds (:mod:`order_service.limits`) older than the
-payment timeout whose order was never stored, so a placement cut short by a
-crash does not count against its customer for ever.
+payment timeout (plus :data:`PLACEMENT_GRACE`) whose order was never stored,
+so a placement cut short by a crash does not count against its customer for
+ever. It deletes the
+``Idempotency-Key`` records past their retention (24 hours) and, likewise,
+those older than that whose order was never stored
+(:mod:`order_service.idempotency`).
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ from datetime import timedelta
 from hopkit import tracing
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from . import limits, service
+from . import idempotency, limits, service
 from .config import SCHEDULER_CLIENT_ID
 from .inventory import Inventory
 
 log = logging.getLogger(__name__)
+
+#: Longer than any placement takes: its calls time out after 5 s each (catalogue, token
+#: exchange, reservation) and SQLite's busy timeout is 15 s. A hold or key without an order
+#: this long after the payment timeout was left by a placement that will never finish.
+PLACEMENT_GRACE = timedelta(minutes=2)
 
 
 class ExpiryScheduler:
@@ -89,8 +98,12 @@ class ExpiryScheduler:
                         extra={"order_id": order_id, "client_id": SCHEDULER_CLIENT_ID},
                     )
             if not self._stopping.is_set():
+                # A placement still under way must keep its hold and key: only those older
+                # than the payment timeout plus the longest a placement can take are stale.
+                stale = self._timeout + PLACEMENT_GRACE
                 async with self._sessions.begin() as session:
-                    await limits.give_back_stale(session, self._timeout)
+                    await limits.give_back_stale(session, stale)
+                    await idempotency.forget_old(session, stale)
             return expired
         finally:
             tracing.reset(trace)

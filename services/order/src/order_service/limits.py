@@ -1,5 +1,8 @@
 """Limits on what one customer's unpaid orders hold, so nobody can take the catalogue off sale.
 
+They bound a customer's share; a product with less stock than that share can
+still be held whole by one unpaid order (a per-product share is not built).
+
 An unpaid order holds its stock until it is paid, cancelled or expired
 (``ORDER_PAYMENT_TIMEOUT``). Without a limit one customer could hold every
 unit of every product for that long with orders that will never be paid
@@ -71,7 +74,7 @@ def check_size(units: int, limits: Limits) -> None:
 
 def too_many_unpaid(open_orders: int, open_units: int, units: int, limits: Limits) -> Problem:
     """409 (RFC 9457): the customer's unpaid orders already hold what they may."""
-    plural = "order" if open_orders == 1 else "orders"
+    plural, hold = ("order", "holds") if open_orders == 1 else ("orders", "hold")
     if open_orders >= limits.max_orders:
         detail = (
             f"you have {open_orders} unpaid {plural} (at most {limits.max_orders} at a time); "
@@ -79,7 +82,7 @@ def too_many_unpaid(open_orders: int, open_units: int, units: int, limits: Limit
         )
     else:
         detail = (
-            f"your {open_orders} unpaid {plural} hold {open_units} units, and this order's "
+            f"your {open_orders} unpaid {plural} {hold} {open_units} units, and this order's "
             f"{units} more would pass the limit of {limits.max_units}; pay or cancel one first"
         )
     return Problem(

@@ -6,6 +6,8 @@ the Kafka events already applied), so Alembic migrates all of them together.
 
 ``holds`` and ``customer_holds`` count what unpaid orders hold, per customer,
 against the limits on open orders and units (see :mod:`order_service.limits`).
+``idempotency_keys`` remembers which order a customer's ``Idempotency-Key``
+placed (see :mod:`order_service.idempotency`).
 """
 
 from __future__ import annotations
@@ -134,4 +136,29 @@ class CustomerHolds(Base):
     __table_args__ = (
         CheckConstraint("open_orders >= 0", name="open_orders_not_negative"),
         CheckConstraint("open_units >= 0", name="open_units_not_negative"),
+    )
+
+
+class IdempotencyKey(Base):
+    """A customer's ``Idempotency-Key`` and the order it places (:mod:`order_service.idempotency`).
+
+    Claimed before the placement takes a hold, so it exists before its order
+    does (no foreign key): while the order is missing, the placement is in
+    flight. The primary key is what decides between concurrent placements
+    with the same key.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    # The token's `sub`: one customer's key never meets another's.
+    customer_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # sha256 (hex) of the request as placed: items and the masked card, never the number.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # The expiry job's sweep for keys past their retention.
+        Index("ix_idempotency_keys_created_at", "created_at"),
     )

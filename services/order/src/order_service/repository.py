@@ -11,6 +11,10 @@ The limits on unpaid orders (:mod:`order_service.limits`) are the same kind
 of statement: one conditional UPDATE of the customer's ``customer_holds`` row
 adds an order only while both totals stay within the limits, and a hold is
 given back by deleting its ``holds`` row, which only one caller can do.
+
+An ``Idempotency-Key`` (:mod:`order_service.idempotency`) is claimed with
+``INSERT ... ON CONFLICT DO NOTHING`` on the table's primary key (customer,
+key): of concurrent placements with the same key exactly one inserts the row.
 """
 
 from __future__ import annotations
@@ -19,11 +23,19 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from hopkit.db import insert_unless_present
-from sqlalchemy import CursorResult, delete, exists, select, update
+from sqlalchemy import CursorResult, and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from .models import CancelReason, CustomerHolds, Hold, Order, OrderItem, OrderStatus
+from .models import (
+    CancelReason,
+    CustomerHolds,
+    Hold,
+    IdempotencyKey,
+    Order,
+    OrderItem,
+    OrderStatus,
+)
 
 
 async def add_order(session: AsyncSession, order: Order, items: Sequence[OrderItem]) -> None:
@@ -218,6 +230,93 @@ async def _subtract_from_totals(session: AsyncSession, freed: dict[str, tuple[in
             )
             .execution_options(synchronize_session=False)
         )
+
+
+# -- idempotency keys: which order a customer's key placed ------------------------------
+
+
+async def claim_idempotency_key(
+    session: AsyncSession,
+    *,
+    customer_id: str,
+    key: str,
+    fingerprint: str,
+    order_id: str,
+    now: datetime,
+    expired_before: datetime,
+) -> bool:
+    """Record the key for ``order_id``; False if the customer holds it already.
+
+    A row of the same key created before ``expired_before`` is past its
+    retention and is replaced. The insert absorbs a concurrent one: on
+    PostgreSQL the second waits for the first's commit, then inserts nothing;
+    on SQLite writers are serialised.
+    """
+    await session.execute(
+        delete(IdempotencyKey)
+        .where(
+            IdempotencyKey.customer_id == customer_id,
+            IdempotencyKey.idempotency_key == key,
+            IdempotencyKey.created_at < expired_before,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    row = {
+        "customer_id": customer_id,
+        "idempotency_key": key,
+        "fingerprint": fingerprint,
+        "order_id": order_id,
+        "created_at": now,
+    }
+    return await insert_unless_present(
+        session, IdempotencyKey, row, ["customer_id", "idempotency_key"]
+    )
+
+
+async def find_idempotency_key(
+    session: AsyncSession, customer_id: str, key: str
+) -> tuple[str, str, bool] | None:
+    """The key's (fingerprint, order id, whether that order is stored), or None."""
+    stored = exists().where(Order.id == IdempotencyKey.order_id)
+    statement = select(IdempotencyKey.fingerprint, IdempotencyKey.order_id, stored).where(
+        IdempotencyKey.customer_id == customer_id, IdempotencyKey.idempotency_key == key
+    )
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else (str(row[0]), str(row[1]), bool(row[2]))
+
+
+async def release_idempotency_key(
+    session: AsyncSession, customer_id: str, key: str, order_id: str
+) -> None:
+    """Forget the key, if it is still the one claimed for ``order_id``."""
+    await session.execute(
+        delete(IdempotencyKey)
+        .where(
+            IdempotencyKey.customer_id == customer_id,
+            IdempotencyKey.idempotency_key == key,
+            IdempotencyKey.order_id == order_id,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def forget_idempotency_keys(
+    session: AsyncSession, *, created_before: datetime, unused_before: datetime
+) -> int:
+    """Delete keys created before ``created_before``, and those created before
+    ``unused_before`` whose order was never stored; how many.
+
+    The second kind is what a placement leaves when the process stops between
+    claiming the key and storing the order (or releasing the key).
+    """
+    stored = exists().where(Order.id == IdempotencyKey.order_id)
+    statement = delete(IdempotencyKey).where(
+        or_(
+            IdempotencyKey.created_at < created_before,
+            and_(IdempotencyKey.created_at < unused_before, ~stored),
+        )
+    )
+    return _rowcount(await session.execute(statement.execution_options(synchronize_session=False)))
 
 
 def _rowcount(result: object) -> int:

@@ -26,15 +26,19 @@ attempt can be repeated (both inventory calls are idempotent).
 
 What one customer's unpaid orders may hold is limited (:mod:`order_service.limits`):
 placing takes a hold in a short transaction of its own before inventory is
-called, and every move out of ``PENDING_PAYMENT`` gives it back.
+called, and every move out of ``PENDING_PAYMENT`` gives it back. A request
+with an ``Idempotency-Key`` claims it before that, so a repeated request
+places nothing new (:mod:`order_service.idempotency`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hopkit.events import ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_PLACED, Envelope
@@ -42,9 +46,9 @@ from hopkit.outbox import add_to_outbox
 from hopkit.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from . import compensation, limits, repository
+from . import compensation, idempotency, limits, repository
 from .billing import Billing
-from .inventory import Inventory, Line, ReservationSettled
+from .inventory import Inventory, InventoryUnavailable, Line, ReservationSettled
 from .models import CancelReason, Order, OrderItem, OrderStatus
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,13 @@ def order_settling(order_id: str) -> Problem:
         type_=PROBLEMS + "order-settling",
         order_id=order_id,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    order: Order
+    #: An earlier request with the same ``Idempotency-Key`` placed it: nothing new was.
+    replayed: bool = False
 
 
 def new_order_id() -> str:
@@ -116,7 +127,8 @@ async def place_order(
     inventory: Inventory,
     sessions: async_sessionmaker[AsyncSession],
     order_limits: limits.Limits,
-) -> Order:
+    idempotency_key: str | None = None,
+) -> Placed:
     """Price the lines from the catalogue, reserve them, and store the order with its event.
 
     Prices, names and currency come from inventory's catalogue, never from the
@@ -126,6 +138,11 @@ async def place_order(
     (``sessions``) first. The hold and the reservation are made before the
     order row exists, so compensations giving them back are registered on
     ``session`` for the case the order is never committed.
+
+    With ``idempotency_key`` the key is claimed first, likewise on its own
+    (draft-ietf-httpapi-idempotency-key-header-07 §2.6): a key that placed an
+    order already gives that order back (``replayed``) and nothing else
+    happens; the key is given back too if the order is never committed.
     """
     wanted = _normalise(lines)
     units = sum(line.quantity for line in wanted)
@@ -139,6 +156,23 @@ async def place_order(
                 product_id=line.product_id,
             )
     limits.check_size(units, order_limits)
+    order_id = new_order_id()
+    if idempotency_key is not None:
+        key = idempotency_key
+        earlier = await idempotency.claim(
+            sessions,
+            customer_id=customer_id,
+            key=key,
+            fingerprint=idempotency.fingerprint(wanted, card_masked),
+            order_id=order_id,
+        )
+        if earlier is not None:
+            return Placed(await get_own_order(session, earlier, customer_id), replayed=True)
+        compensation.on_rollback(
+            session,
+            f"release the idempotency key of {order_id}",
+            lambda: idempotency.release(sessions, customer_id, key, order_id),
+        )
     products = await asyncio.gather(*(inventory.product(line.product_id) for line in wanted))
     items: list[OrderItem] = []
     for line, product in zip(wanted, products, strict=True):
@@ -169,15 +203,21 @@ async def place_order(
             currencies=currencies,
         )
 
-    order_id = new_order_id()
     await limits.take(
         sessions, order_id=order_id, customer_id=customer_id, units=units, limits=order_limits
     )
     compensation.on_rollback(
         session, f"give back the hold of {order_id}", lambda: limits.give_back(sessions, order_id)
     )
-    await inventory.reserve(user_token, order_id, wanted)
-    compensation.on_rollback(session, f"release {order_id}", lambda: inventory.release(order_id))
+    release = functools.partial(inventory.release, order_id)
+    try:
+        await inventory.reserve(user_token, order_id, wanted)
+    except InventoryUnavailable:
+        # No answer is not "nothing reserved": a timeout can come after inventory reserved.
+        # Releasing is idempotent and takes no reservation at all as done.
+        compensation.on_rollback(session, f"release {order_id}", release)
+        raise
+    compensation.on_rollback(session, f"release {order_id}", release)
 
     now = datetime.now(UTC)
     order = Order(
@@ -193,7 +233,7 @@ async def place_order(
     )
     await repository.add_order(session, order, items)
     await _announce(session, ORDER_PLACED, order_id, customer_id)
-    return order
+    return Placed(order)
 
 
 # -- leaving PENDING_PAYMENT ------------------------------------------------------------

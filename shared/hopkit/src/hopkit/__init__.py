@@ -13,5 +13,6 @@ module that imports hopauth), ``outgoing`` (the HTTP client every service
 calls others with), ``bodylimit`` (request bodies capped before they are read),
 ``text`` (text shown to people: no hidden or reordering characters),
 ``redact`` (token-shaped text in a logged path or an echoed key: ``[redacted]``),
+``idempotency`` (the ``Idempotency-Key`` request header, checked),
 ``testing`` (real servers from wheels for integration tests).
 """

@@ -66,8 +66,8 @@ async function logout() {
   render();
 }
 
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+async function api(method, path, body, extraHeaders) {
+  const headers = { Accept: "application/json", ...extraHeaders };
   if (tokens) headers.Authorization = `Bearer ${tokens.access_token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(config.api + path, {
@@ -76,7 +76,10 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const why = data && (data.detail || data.title) || response.statusText;
-    throw new Error(`${method} ${path}: ${response.status} ${why}`);
+    const error = new Error(`${method} ${path}: ${response.status} ${why}`);
+    error.status = response.status;
+    error.type = data && data.type;
+    throw error;
   }
   return data;
 }
@@ -110,11 +113,38 @@ async function loadProducts() {
   )));
 }
 
+// One Idempotency-Key per checkout click, the same for that click's retries
+// (draft-ietf-httpapi-idempotency-key-header): a retry after a timeout gets the
+// order the first attempt placed, never a second one. randomUUID needs a secure
+// context (https or loopback); elsewhere 128 random bits in hex do as well.
+function idempotencyKey() {
+  const id = crypto.randomUUID ? crypto.randomUUID()
+    : Array.from(crypto.getRandomValues(new Uint8Array(16)),
+      (b) => b.toString(16).padStart(2, "0")).join("");
+  return `"${id}"`; // an sf-string
+}
+
+// Worth repeating with the same key: no answer at all, the gateway's 502/503/504,
+// or the first attempt still placing the order (409 idempotency-key-in-flight).
+function retryable(error) {
+  return error.status === undefined || [502, 503, 504].includes(error.status)
+    || (error.status === 409 && String(error.type).endsWith("/idempotency-key-in-flight"));
+}
+
 async function placeOrder(productId) {
-  const order = await api("POST", "/orders", {
-    items: [{ product_id: productId, quantity: 1 }], card: $("card").value.trim(),
-  });
-  say(`order ${order.id}: ${order.status}`);
+  const body = { items: [{ product_id: productId, quantity: 1 }], card: $("card").value.trim() };
+  const headers = { "Idempotency-Key": idempotencyKey() };
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const order = await api("POST", "/orders", body, headers);
+      say(`order ${order.id}: ${order.status}`);
+      break;
+    } catch (e) {
+      if (attempt >= 3 || !retryable(e)) throw e;
+      say(`${e.message}; trying again`);
+      await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+    }
+  }
   await refresh();
 }
 
