@@ -78,6 +78,20 @@ def order_ids(target: Target, user: Login) -> set[str]:
     return {str(o["id"]) for o in response.json()}
 
 
+def unpaid_ids(target: Target, user: Login) -> set[str]:
+    """The user's orders in ``PENDING_PAYMENT``: what counts against order's limits."""
+    response = target.gw.get("/api/orders", headers=bearer(user))
+    assert response.status_code == 200, response.text
+    return {str(o["id"]) for o in response.json() if o["status"] == "PENDING_PAYMENT"}
+
+
+def cancel_all(target: Target, user: Login, order_ids: set[str] | list[str]) -> None:
+    """Cancel the user's unpaid orders: leave no unpaid order holding stock, nor counting
+    against the user's limit. One the expiry job cancelled first answers 409; that is fine."""
+    for order_id in order_ids:
+        target.gw.post(f"/api/orders/{order_id}/cancel", headers=bearer(user))
+
+
 def invoices(target: Target, user: Login, order_id: str) -> list[dict[str, Any]]:
     response = target.gw.get("/api/invoices", headers=bearer(user))
     assert response.status_code == 200, response.text

@@ -35,10 +35,18 @@ def test_the_page_sends_one_idempotency_key_per_checkout(http: httpx.Client) -> 
     script = http.get("/app.js").text
     checkout = script[script.index("async function placeOrder") :]
     checkout = checkout[: checkout.index("\n}\n")]
-    # Made once per click, before the attempts that all send it.
+    # Made once per click, before the attempts that all send it; a click after attempts
+    # that all went unanswered reuses it (the map is cleared on any definite answer).
     assert checkout.index("idempotencyKey()") < checkout.index("for (let attempt")
-    assert '"Idempotency-Key": idempotencyKey()' in checkout
+    assert "unsettled.get(checkout) || idempotencyKey()" in checkout
+    assert '"Idempotency-Key": key' in checkout
+    assert checkout.count("unsettled.delete(checkout)") == 2
     assert "crypto.randomUUID" in script
+    # A button stays disabled until its click has an answer: a double click orders once.
+    clicked = script[script.index("function button(") :]
+    clicked = clicked[: clicked.index("\n}\n")]
+    assert clicked.index("b.disabled = true") < clicked.index("await onClick()")
+    assert "finally" in clicked and "b.disabled = false" in clicked
 
 
 def test_config_points_the_page_at_the_issuer(http: httpx.Client, issuer: str) -> None:

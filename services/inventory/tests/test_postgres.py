@@ -96,3 +96,33 @@ async def test_reserve_release_and_no_oversell_on_postgres(
         "/reservations", json=reservation("pg-late", (product, 2)), headers=bearer(reserver)
     )
     assert_problem(late, 409, "insufficient-stock")
+
+
+async def test_a_release_racing_its_reservation_never_leaves_units_held(
+    pg_http: httpx.Client, postgres_url: str, reserver: str, scheduler: str
+) -> None:
+    # Order releases when a reservation's answer was lost; the reservation may still be
+    # in flight. Whichever commits first, the units end up back on sale.
+    product = add_product(postgres_url, 100)
+    async with (
+        httpx.AsyncClient(base_url=pg_http.base_url, timeout=30) as client,
+    ):
+        answers = await asyncio.gather(
+            *(
+                call
+                for n in range(20)
+                for call in (
+                    client.post(
+                        "/reservations",
+                        json=reservation(f"pg-race-{n}", (product, 2)),
+                        headers=bearer(reserver),
+                    ),
+                    client.post(f"/reservations/pg-race-{n}/release", headers=bearer(scheduler)),
+                )
+            )
+        )
+    reserves, releases = answers[0::2], answers[1::2]
+    assert {r.status_code for r in reserves} <= {201, 409}, [r.text for r in reserves]
+    assert {r.status_code for r in releases} == {200}, [r.text for r in releases]
+    assert all(r.json()["status"] == "RELEASED" for r in releases)
+    assert available(pg_http, product) == 100

@@ -112,8 +112,28 @@ def test_scheduler_releases_and_releasing_again_is_harmless(
     assert available(http, product) == 4
 
 
-def test_release_of_an_unknown_order_is_a_404(http: httpx.Client, scheduler: str) -> None:
-    response = http.post("/reservations/no-such-order/release", headers=bearer(scheduler))
+def test_releasing_an_order_with_no_reservation_refuses_its_late_reservation(
+    http: httpx.Client, database_url: str, scheduler: str, reserver: str
+) -> None:
+    # Order releases when a reservation's answer was lost: the request may still arrive.
+    product = add_product(database_url, 5)
+    released = http.post("/reservations/ord-never-reserved/release", headers=bearer(scheduler))
+    assert released.status_code == 200, released.text
+    assert (released.json()["status"], released.json()["items"]) == ("RELEASED", [])
+    again = http.post("/reservations/ord-never-reserved/release", headers=bearer(scheduler))
+    assert again.json()["reservation_id"] == released.json()["reservation_id"]
+
+    late = http.post(
+        "/reservations",
+        json=reservation("ord-never-reserved", (product, 2)),
+        headers=bearer(reserver),
+    )
+    assert_problem(late, 409, "reservation-conflict")
+    assert available(http, product) == 5
+
+
+def test_commit_of_an_unknown_order_is_a_404(http: httpx.Client, order_service: str) -> None:
+    response = http.post("/reservations/no-such-order/commit", headers=bearer(order_service))
     assert assert_problem(response, 404, "reservation-not-found")["order_id"] == "no-such-order"
 
 

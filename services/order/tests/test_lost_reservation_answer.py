@@ -2,15 +2,18 @@
 
 A timeout is not a refusal: inventory may have reserved before order stopped
 waiting. Order answers 503 and, because it cannot know, releases (release is
-idempotent and takes "no reservation" as done). The slow link is a small
-proxy in front of the real inventory service that holds back the answer to
-``POST /reservations`` only, so the release gets through.
+idempotent; with no reservation yet it leaves a released one in its place, so
+a request still on its way is refused). The slow link is a small proxy in
+front of the real inventory service that holds back ``POST /reservations``
+only (its answer, or the request itself), so the release gets through.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,39 +30,64 @@ from order_testing import (
     make_settings,
     order_body,
     sqlite_count,
-    wait_for,
 )
 
 #: Longer than the order service below waits for inventory.
 SLOW = 1.5
 
 
-def slow_reservations(upstream: str) -> FastAPI:
-    """Forwards everything to ``upstream``; the answer to a reservation comes late."""
+def slow_reservations(upstream: str, late: str) -> FastAPI:
+    """Forwards everything to ``upstream``; a reservation's ``late`` part is held back.
+
+    ``answer``: inventory reserves at once and its answer comes late.
+    ``request``: the request reaches inventory late, after order gave up and released.
+    """
     app = FastAPI()
+    #: What inventory answered each reservation that went through here.
+    app.state.reservations = []
 
     @app.api_route("/{path:path}", methods=["GET", "POST"])
     async def forward(path: str, request: Request) -> Response:
+        reserving = request.method == "POST" and path == "reservations"
+        body = await request.body()  # before waiting: order hangs up after its timeout
+        if reserving and late == "request":
+            await asyncio.sleep(SLOW)
         async with httpx.AsyncClient(base_url=upstream) as client:
             answer = await client.request(
                 request.method,
                 f"/{path}",
-                content=await request.body(),
-                headers={k: v for k, v in request.headers.items() if k.lower() not in ("host",)},
+                content=body,
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
             )
-        if request.method == "POST" and path == "reservations":
+        if reserving:
+            app.state.reservations.append(answer)
+        if reserving and late == "answer":
             await asyncio.sleep(SLOW)
         return Response(answer.content, answer.status_code, media_type="application/json")
 
     return app
 
 
-@pytest.fixture(scope="module")
+@dataclass
+class Impatient:
+    """An order service that waits 0.5 s for inventory, behind the slow link."""
+
+    late: str
+    http: httpx.Client
+    database: str
+    proxy: FastAPI
+
+
+@pytest.fixture(scope="module", params=["answer", "request"])
 def impatient(
-    tmp_path_factory: pytest.TempPathFactory, issuer: str, inventory_server: ServerThread
-) -> Iterator[tuple[httpx.Client, str]]:
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    issuer: str,
+    inventory_server: ServerThread,
+) -> Iterator[Impatient]:
     tmp: Path = tmp_path_factory.mktemp("order-impatient")
-    with ServerThread(slow_reservations(inventory_server.base_url)) as proxy:
+    proxy_app = slow_reservations(inventory_server.base_url, request.param)
+    with ServerThread(proxy_app) as proxy:
         settings = make_settings(
             tmp,
             issuer,
@@ -72,22 +100,35 @@ def impatient(
             ServerThread(create_app(settings)) as server,
             httpx.Client(base_url=server.base_url, timeout=30) as client,
         ):
-            yield client, settings.database_url
+            yield Impatient(request.param, client, settings.database_url, proxy_app)
 
 
 def test_a_reservation_answered_too_late_is_released(
-    impatient: tuple[httpx.Client, str],
+    impatient: Impatient,
     inventory: httpx.Client,
     inventory_db: str,
     alice: str,
     alice_id: str,
 ) -> None:
-    http, database = impatient
     product = add_product(inventory_db, 10)
+    reservations: list[httpx.Response] = impatient.proxy.state.reservations
+    reservations.clear()
 
-    response = http.post("/orders", json=order_body((product, 4)), headers=bearer(alice))
+    body = order_body((product, 4))
+    response = impatient.http.post("/orders", json=body, headers=bearer(alice))
     assert_problem(response, 503, "inventory-unavailable")
-    assert sqlite_count(database, "SELECT count(*) FROM orders") == 0
-    assert customer_holds(database, alice_id) == (0, 0)
-    # Inventory did reserve (the answer was only late); the release puts the units back.
-    wait_for(lambda: available(inventory, product) == 10, what="the late reservation released")
+    assert sqlite_count(impatient.database, "SELECT count(*) FROM orders") == 0
+    assert customer_holds(impatient.database, alice_id) == (0, 0)
+
+    deadline = time.monotonic() + 10
+    while not reservations and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [reserved] = reservations  # the reservation did reach inventory, late one way or the other
+    if impatient.late == "answer":
+        # Inventory reserved at once; the release (order's compensation) gave the units back.
+        assert reserved.status_code == 201
+    else:
+        # Asked after the release, which left a released reservation in its place: refused.
+        assert reserved.status_code == 409
+        assert reserved.json()["type"].endswith("/reservation-conflict")
+    assert available(inventory, product) == 10

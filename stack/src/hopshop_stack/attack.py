@@ -46,7 +46,7 @@ SUITE = REPO / "e2e-tests" / "attacks"
 #: Not attacks: the harness' own unit tests and the README check (make test runs them).
 NOT_ATTACKS = ("test_harness.py", "test_readme_tables.py")
 
-CATEGORY_ORDER = ("replay", "scope escalation", "forgery and confusion", "leakage")
+CATEGORY_ORDER = ("replay", "scope escalation", "forgery and confusion", "abuse", "leakage")
 # The table is what a trainer projects: no line of it is wider than this.
 MAX_WIDTH = 100
 LABEL = 10  # "expected  ", "observed  ", "why       "

@@ -81,8 +81,10 @@ async def list_products(gw: GatewayDep) -> list[ProductOut]:
         ),
         **USER_PROBLEMS,
         422: _problem(
-            "The request is invalid (`errors` names the fields), or this "
-            "`Idempotency-Key` placed another order (`idempotency-key-reused`)"
+            "The request is invalid (`errors` names the fields); more units than one "
+            "customer's unpaid orders may hold, in this order alone (`order-too-large`, "
+            "50 by default); or this `Idempotency-Key` placed another order "
+            "(`idempotency-key-reused`)"
         ),
     },
 )

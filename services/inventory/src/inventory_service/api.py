@@ -102,9 +102,11 @@ async def reserve(
     summary="Release a reservation: its units go back on sale",
     description="Callers: `order` (cancellation) and `order-scheduler` (expiry), by client "
     "credentials (`inventory:release`). Idempotent: releasing a released reservation "
-    "answers 200 again. Unknown order: 404. A committed (sold) reservation: 409.",
+    "answers 200 again. An order with no reservation gets a released one with no units "
+    "(200), so a reservation for it still on its way is refused (409 "
+    "`reservation-conflict`): order releases when a reservation's answer was lost. A "
+    "committed (sold) reservation: 409.",
     responses={
-        404: _problem("The order has no reservation"),
         409: _problem("The reservation was committed"),
         **AUTH_PROBLEMS,
     },
@@ -113,7 +115,7 @@ async def release(
     session: SessionDep, principal: Releaser, order_id: str = ORDER_ID
 ) -> ReservationOut:
     _audit("release", order_id, principal)
-    return _out(await service.release(session, order_id))
+    return _out(await service.release(session, order_id, principal.subject))
 
 
 @router.post(

@@ -121,7 +121,13 @@ async def ship_units(session: AsyncSession, product_id: int, quantity: int) -> N
 
 
 async def claim_order(
-    session: AsyncSession, *, reservation_id: str, order_id: str, subject: str, now: datetime
+    session: AsyncSession,
+    *,
+    reservation_id: str,
+    order_id: str,
+    subject: str,
+    now: datetime,
+    status: ReservationStatus = ReservationStatus.RESERVED,
 ) -> bool:
     """Insert the reservation header unless the order has one: True if this call made it.
 
@@ -134,7 +140,7 @@ async def claim_order(
     values = {
         "id": reservation_id,
         "order_id": order_id,
-        "status": ReservationStatus.RESERVED.value,
+        "status": status.value,
         "subject": subject,
         "created_at": now,
         "updated_at": now,

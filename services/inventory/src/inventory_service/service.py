@@ -119,20 +119,44 @@ async def reserve(
     return Reserved(view, created=True)
 
 
-async def release(session: AsyncSession, order_id: str) -> ReservationView:
-    """Put a reservation's units back on sale (order cancelled or expired). Idempotent."""
-    if await repository.change_status(
-        session,
-        order_id,
-        from_=ReservationStatus.RESERVED,
-        to=ReservationStatus.RELEASED,
-        now=datetime.now(UTC),
-    ):
-        reservation = await _load(session, order_id)
-        for line in _view(reservation).items:
-            await repository.unhold_units(session, line.product_id, line.quantity)
-        return _view(reservation)
-    return _settled(await _load(session, order_id), ReservationStatus.RELEASED)
+async def release(session: AsyncSession, order_id: str, subject: str) -> ReservationView:
+    """Put a reservation's units back on sale (order cancelled or expired). Idempotent.
+
+    An order with no reservation yet gets a released one with no units, in its
+    place: order releases when a reservation's answer never came, and the
+    request may still be on its way (waiting for SQLite's lock, or in a
+    transaction PostgreSQL has not committed). Once released, that order id
+    can never reserve (a conflict), so the late reservation holds nothing.
+    """
+    now = datetime.now(UTC)
+    for _ in range(2):
+        if await repository.change_status(
+            session,
+            order_id,
+            from_=ReservationStatus.RESERVED,
+            to=ReservationStatus.RELEASED,
+            now=now,
+        ):
+            reservation = await _load(session, order_id)
+            for line in _view(reservation).items:
+                await repository.unhold_units(session, line.product_id, line.quantity)
+            return _view(reservation)
+        existing = await repository.get_reservation(session, order_id)
+        if existing is not None:
+            return _settled(existing, ReservationStatus.RELEASED)
+        reservation_id = str(uuid.uuid4())
+        if await repository.claim_order(
+            session,
+            reservation_id=reservation_id,
+            order_id=order_id,
+            subject=subject,
+            now=now,
+            status=ReservationStatus.RELEASED,
+        ):
+            return ReservationView(reservation_id, order_id, ReservationStatus.RELEASED, ())
+        # A reservation for this order committed in between (PostgreSQL made the insert
+        # wait for it): release that one, on the second pass.
+    raise RuntimeError(f"the reservation of order {order_id!r} changed twice while released")
 
 
 async def commit(session: AsyncSession, order_id: str) -> ReservationView:

@@ -93,8 +93,9 @@ async def place_order(
     response: Response,
 ) -> OrderOut:
     if key is not None:
-        # Which retries belong together (the JSON log formatter redacts a token-shaped key).
-        annotate(idempotency_key=key.key)
+        # Which retries belong together, without the key: a client may have put anything
+        # there (an e-mail address, a card number).
+        annotate(idempotency_key_hash=idempotency.log_hash(key.key))
     placed = await service.place_order(
         session,
         customer_id=principal.subject,

@@ -38,9 +38,11 @@ orders, an unknown product) gives the key back, by a compensation on the
 request's session like the hold's: the client may correct the request and
 send it again with the same key. Retention (§2.3): a key is kept 24 hours
 (:data:`RETENTION`); after that the customer may use it for a new order. The
-expiry job deletes keys past it, and keys older than the payment timeout whose
-order was never stored (the process stopped in between), so a crash does not
-leave a key "in flight" for a day.
+expiry job deletes keys past it, and keys older than the payment timeout (plus
+the expiry job's grace for placements under way) whose order was never stored
+(the process stopped in between), so a crash does not leave a key "in flight"
+for a day. Freeing the key of a failed placement departs from §2.6, which
+would replay the error: nothing of a failed placement is left to replay.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ PROBLEMS = "https://hopshop.example/problems/"
 RETENTION = timedelta(hours=24)
 #: Response header on an order placed by an earlier request with the same key.
 REPLAYED = "Idempotent-Replayed"
+
+
+def log_hash(key: str) -> str:
+    """A short hash of ``key`` for the logs: enough to tie retries together, not the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def fingerprint(lines: Sequence[Line], card_masked: str) -> str:

@@ -101,7 +101,17 @@ function button(label, onClick) {
   const b = document.createElement("button");
   b.type = "button";
   b.textContent = label;
-  b.addEventListener("click", () => onClick().catch((e) => say(e.message)));
+  // Disabled until the click has its answer: a double click is one action, not two.
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      await onClick();
+    } catch (e) {
+      say(e.message);
+    } finally {
+      b.disabled = false;
+    }
+  });
   return b;
 }
 
@@ -131,16 +141,30 @@ function retryable(error) {
     || (error.status === 409 && String(error.type).endsWith("/idempotency-key-in-flight"));
 }
 
+// A click whose attempts all went unanswered leaves its key here: the next click for
+// the same product and card repeats that request (and gets its order, if it was placed)
+// instead of placing another.
+const unsettled = new Map();
+
 async function placeOrder(productId) {
-  const body = { items: [{ product_id: productId, quantity: 1 }], card: $("card").value.trim() };
-  const headers = { "Idempotency-Key": idempotencyKey() };
+  const card = $("card").value.trim();
+  const body = { items: [{ product_id: productId, quantity: 1 }], card };
+  const checkout = `${productId} ${card}`;
+  const key = unsettled.get(checkout) || idempotencyKey();
+  unsettled.set(checkout, key);
+  const headers = { "Idempotency-Key": key };
   for (let attempt = 1; ; attempt += 1) {
     try {
       const order = await api("POST", "/orders", body, headers);
+      unsettled.delete(checkout);
       say(`order ${order.id}: ${order.status}`);
       break;
     } catch (e) {
-      if (attempt >= 3 || !retryable(e)) throw e;
+      if (!retryable(e)) {
+        unsettled.delete(checkout); // a definite answer: this request is settled
+        throw e;
+      }
+      if (attempt >= 3) throw new Error(`${e.message}; click again to repeat the same order`);
       say(`${e.message}; trying again`);
       await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
     }
