@@ -127,10 +127,12 @@ def test_one_order_larger_than_the_units_limit(
     assert int(product["available"]) > MAX_OPEN_UNITS, f"too little stock to try: {product}"
     unpaid_before = unpaid_ids(target, alice)
     stock_before = available(target, product_id)
-    response = _place(target, alice, _body(product_id, MAX_OPEN_UNITS + 1))
-    new = unpaid_ids(target, alice) - unpaid_before
-    stock_after = available(target, product_id)
-    cancel_all(target, alice, new)
+    try:
+        response = _place(target, alice, _body(product_id, MAX_OPEN_UNITS + 1))
+    finally:
+        new = unpaid_ids(target, alice) - unpaid_before
+        stock_after = available(target, product_id)
+        cancel_all(target, alice, new)
     held = stock_before - stock_after
     attack.observe(
         observed(

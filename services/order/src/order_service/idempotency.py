@@ -66,11 +66,6 @@ RETENTION = timedelta(hours=24)
 REPLAYED = "Idempotent-Replayed"
 
 
-def log_hash(key: str) -> str:
-    """A short hash of ``key`` for the logs: enough to tie retries together, not the key."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def fingerprint(lines: Sequence[Line], card_masked: str) -> str:
     """sha256 (hex) of the request as placed: normalised lines and the masked card (§2.4)."""
     canonical = json.dumps(

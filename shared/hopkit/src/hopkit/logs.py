@@ -88,6 +88,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("authlib").setLevel(max(logging.INFO, root.level))
+    # aiosqlite logs every statement with its parameters at DEBUG: values a client sent
+    # (an Idempotency-Key, say) would reach the log even at LOG_LEVEL=DEBUG.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
     # httpx logs every outgoing request at INFO; the callee's access line already has it
     # (same request id), so that second line per hop costs CPU and says nothing new.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
