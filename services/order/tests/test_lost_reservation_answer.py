@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from hopkit.testing import ServerThread
 from inventory_testing import add_product
+from order_service import expiry
 from order_service.app import create_app
 from order_testing import (
     assert_problem,
@@ -45,10 +47,14 @@ def slow_reservations(upstream: str, late: str) -> FastAPI:
     app = FastAPI()
     #: What inventory answered each reservation that went through here.
     app.state.reservations = []
+    #: While True, releases do not get through (inventory is down for them).
+    app.state.releases_down = False
 
     @app.api_route("/{path:path}", methods=["GET", "POST"])
     async def forward(path: str, request: Request) -> Response:
         reserving = request.method == "POST" and path == "reservations"
+        if path.endswith("/release") and app.state.releases_down:
+            return Response(b'{"title": "down"}', 503, media_type="application/problem+json")
         body = await request.body()  # before waiting: order hangs up after its timeout
         if reserving and late == "request":
             await asyncio.sleep(SLOW)
@@ -132,3 +138,50 @@ def test_a_reservation_answered_too_late_is_released(
         assert reserved.status_code == 409
         assert reserved.json()["type"].endswith("/reservation-conflict")
     assert available(inventory, product) == 10
+
+
+def test_a_release_that_fails_keeps_the_hold_until_the_expiry_job_releases_it(
+    tmp_path: Path,
+    issuer: str,
+    inventory_server: ServerThread,
+    inventory: httpx.Client,
+    inventory_db: str,
+    bob: str,
+    bob_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The answer is lost and the compensating release fails too: giving the hold back then
+    # would forget the reserved units for good. The hold stays; the expiry job, which
+    # looks for holds with no order, releases them once inventory answers again.
+    monkeypatch.setattr(expiry, "PLACEMENT_GRACE", timedelta(0))
+    proxy_app = slow_reservations(inventory_server.base_url, "answer")
+    proxy_app.state.releases_down = True
+    product = add_product(inventory_db, 10)
+    with ServerThread(proxy_app) as proxy:
+        settings = make_settings(
+            tmp_path,
+            issuer,
+            inventory_url=proxy.base_url,
+            inventory_timeout=0.5,
+            run_payment_consumer=False,
+            run_outbox_relay=False,
+            run_expiry_scheduler=True,
+            payment_timeout=1.0,
+            expiry_interval=0.2,
+        )
+        with (
+            ServerThread(create_app(settings)) as server,
+            httpx.Client(base_url=server.base_url, timeout=30) as http,
+        ):
+            response = http.post("/orders", json=order_body((product, 4)), headers=bearer(bob))
+            assert_problem(response, 503, "inventory-unavailable")
+            time.sleep(SLOW + 1.5)  # past the answer, and several expiry passes
+            assert customer_holds(settings.database_url, bob_id) == (1, 4)
+            assert available(inventory, product) == 6
+
+            proxy_app.state.releases_down = False
+            deadline = time.monotonic() + 10
+            while customer_holds(settings.database_url, bob_id) != (0, 0):
+                assert time.monotonic() < deadline, "the expiry job never gave the hold back"
+                time.sleep(0.1)
+            assert available(inventory, product) == 10

@@ -9,10 +9,11 @@ leaves that order pending for the next pass and does not stop the others.
 Several replicas may run the job: the conditional status UPDATE lets one win
 per order.
 
-Each pass also gives back holds (:mod:`order_service.limits`) older than the
-payment timeout (plus :data:`PLACEMENT_GRACE`) whose order was never stored,
-so a placement cut short by a crash does not count against its customer for
-ever. It deletes the
+Each pass also finds holds (:mod:`order_service.limits`) older than the
+payment timeout (plus :data:`PLACEMENT_GRACE`) whose order was never stored
+(a placement cut short by a crash, or whose compensating release failed),
+releases their stock at inventory and gives them back, so they neither keep
+units off sale nor count against their customer for ever. It deletes the
 ``Idempotency-Key`` records past their retention (24 hours) and, likewise,
 those older than that whose order was never stored
 (:mod:`order_service.idempotency`).
@@ -101,8 +102,8 @@ class ExpiryScheduler:
                 # A placement still under way must keep its hold and key: only those older
                 # than the payment timeout plus the longest a placement can take are stale.
                 stale = self._timeout + PLACEMENT_GRACE
+                await limits.give_back_stale(self._sessions, self._inventory, stale, self._batch)
                 async with self._sessions.begin() as session:
-                    await limits.give_back_stale(session, stale)
                     await idempotency.forget_old(session, stale)
             return expired
         finally:

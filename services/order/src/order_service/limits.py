@@ -42,6 +42,7 @@ from hopkit.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import repository
+from .inventory import Inventory, InventoryUnavailable, ReservationSettled
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,33 @@ async def give_back(sessions: async_sessionmaker[AsyncSession], order_id: str) -
         await repository.give_back_hold(session, order_id)
 
 
-async def give_back_stale(session: AsyncSession, older_than: timedelta) -> int:
-    """Holds older than ``older_than`` without an unpaid order are given back; how many."""
-    freed = await repository.give_back_stale_holds(session, datetime.now(UTC) - older_than)
+async def give_back_stale(
+    sessions: async_sessionmaker[AsyncSession],
+    inventory: Inventory,
+    older_than: timedelta,
+    batch: int,
+) -> int:
+    """Holds older than ``older_than`` without an unpaid order: released, given back; how many.
+
+    Their reservation, if one was ever made, is released at inventory first
+    (idempotent; with none, inventory records the order as released so a late
+    one is refused). A hold whose release fails stays for the next pass: its
+    units are not forgotten.
+    """
+    async with sessions.begin() as session:
+        order_ids = await repository.stale_holds(session, datetime.now(UTC) - older_than, batch)
+    freed = 0
+    for order_id in order_ids:
+        try:
+            await inventory.release(order_id)
+        except InventoryUnavailable:
+            continue  # logged by the client; tried again next pass
+        except ReservationSettled:
+            # Sold with no order to show for it: nothing to release, and nothing more
+            # this hold can do. Give it back, loudly.
+            log.error("a hold without an order had its stock sold", extra={"order_id": order_id})
+        async with sessions.begin() as session:
+            freed += await repository.give_back_hold(session, order_id)
     if freed:
-        log.warning("holds without an order given back", extra={"holds": freed})
+        log.warning("holds without an order released and given back", extra={"holds": freed})
     return freed

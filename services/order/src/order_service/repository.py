@@ -174,28 +174,24 @@ async def give_back_hold(session: AsyncSession, order_id: str) -> bool:
     return True
 
 
-async def give_back_stale_holds(session: AsyncSession, taken_before: datetime) -> int:
-    """Give back holds taken before ``taken_before`` that have no unpaid order; how many.
+async def stale_holds(session: AsyncSession, taken_before: datetime, limit: int) -> list[str]:
+    """Order ids of holds taken before ``taken_before`` that have no unpaid order.
 
     Such a hold is what a placement leaves when the process stops between
-    taking it and storing the order (or giving it back): no order will ever
-    give it back. A hold whose order is still pending is left to that order.
+    taking it and storing the order, or when releasing its reservation failed:
+    no order will ever give it back. A hold whose order is still pending is
+    left to that order.
     """
     pending = exists().where(
         Order.id == Hold.order_id, Order.status == OrderStatus.PENDING_PAYMENT.value
     )
     statement = (
-        delete(Hold)
+        select(Hold.order_id)
         .where(Hold.taken_at < taken_before, ~pending)
-        .returning(Hold.customer_id, Hold.units)
-        .execution_options(synchronize_session=False)
+        .order_by(Hold.taken_at)
+        .limit(limit)
     )
-    freed: dict[str, tuple[int, int]] = {}
-    for customer_id, units in (await session.execute(statement)).all():
-        orders, held = freed.get(customer_id, (0, 0))
-        freed[customer_id] = (orders + 1, held + int(units))
-    await _subtract_from_totals(session, freed)
-    return sum(orders for orders, _ in freed.values())
+    return list((await session.scalars(statement)).all())
 
 
 async def _add_to_totals(

@@ -206,18 +206,29 @@ async def place_order(
     await limits.take(
         sessions, order_id=order_id, customer_id=customer_id, units=units, limits=order_limits
     )
-    compensation.on_rollback(
-        session, f"give back the hold of {order_id}", lambda: limits.give_back(sessions, order_id)
-    )
-    release = functools.partial(inventory.release, order_id)
+
+    async def release_then_give_back() -> None:
+        # A hold is given back only once its units are: if the release fails, the hold
+        # stays, and the expiry job (a hold with no order) releases and gives it back later.
+        await inventory.release(order_id)
+        await limits.give_back(sessions, order_id)
+
+    release = f"release {order_id} and give back its hold"
     try:
         await inventory.reserve(user_token, order_id, wanted)
     except InventoryUnavailable:
         # No answer is not "nothing reserved": a timeout can come after inventory reserved.
         # Releasing is idempotent and takes no reservation at all as done.
-        compensation.on_rollback(session, f"release {order_id}", release)
+        compensation.on_rollback(session, release, release_then_give_back)
         raise
-    compensation.on_rollback(session, f"release {order_id}", release)
+    except Exception:
+        # Inventory refused (short of stock, unknown product): nothing was reserved.
+        hold = f"give back the hold of {order_id}"
+        compensation.on_rollback(
+            session, hold, functools.partial(limits.give_back, sessions, order_id)
+        )
+        raise
+    compensation.on_rollback(session, release, release_then_give_back)
 
     now = datetime.now(UTC)
     order = Order(
