@@ -35,7 +35,7 @@ from order_testing import (
 )
 
 #: Longer than the order service below waits for inventory.
-SLOW = 1.5
+SLOW = 3.0
 
 
 def slow_reservations(upstream: str, late: str) -> FastAPI:
