@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,6 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from hopkit.testing import ServerThread
 from inventory_testing import add_product
-from order_service import expiry
 from order_service.app import create_app
 from order_testing import (
     assert_problem,
@@ -148,12 +146,11 @@ def test_a_release_that_fails_keeps_the_hold_until_the_expiry_job_releases_it(
     inventory_db: str,
     bob: str,
     bob_id: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The answer is lost and the compensating release fails too: giving the hold back then
-    # would forget the reserved units for good. The hold stays; the expiry job, which
-    # looks for holds with no order, releases them once inventory answers again.
-    monkeypatch.setattr(expiry, "PLACEMENT_GRACE", timedelta(0))
+    # would forget the reserved units for good. The hold stays, dated back; the expiry
+    # job's next pass after inventory answers again releases the units and gives it back
+    # (long before the payment timeout, 900 s here, would make the hold stale).
     proxy_app = slow_reservations(inventory_server.base_url, "answer")
     proxy_app.state.releases_down = True
     product = add_product(inventory_db, 10)
@@ -166,7 +163,6 @@ def test_a_release_that_fails_keeps_the_hold_until_the_expiry_job_releases_it(
             run_payment_consumer=False,
             run_outbox_relay=False,
             run_expiry_scheduler=True,
-            payment_timeout=1.0,
             expiry_interval=0.2,
         )
         with (

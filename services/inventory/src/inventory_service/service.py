@@ -129,7 +129,10 @@ async def release(session: AsyncSession, order_id: str, subject: str) -> Reserva
     can never reserve (a conflict), so the late reservation holds nothing.
     """
     now = datetime.now(UTC)
-    for _ in range(2):
+    # On PostgreSQL (READ COMMITTED) a concurrent reservation can commit between any two
+    # statements here; each pass that sees one released-to-be retries, and one more pass
+    # then sees it committed. Three passes cover both places it can appear.
+    for _ in range(3):
         if await repository.change_status(
             session,
             order_id,
@@ -142,6 +145,8 @@ async def release(session: AsyncSession, order_id: str, subject: str) -> Reserva
                 await repository.unhold_units(session, line.product_id, line.quantity)
             return _view(reservation)
         existing = await repository.get_reservation(session, order_id)
+        if existing is not None and existing.status == ReservationStatus.RESERVED.value:
+            continue  # committed after the UPDATE looked: release it on the next pass
         if existing is not None:
             return _settled(existing, ReservationStatus.RELEASED)
         reservation_id = str(uuid.uuid4())
@@ -155,7 +160,7 @@ async def release(session: AsyncSession, order_id: str, subject: str) -> Reserva
         ):
             return ReservationView(reservation_id, order_id, ReservationStatus.RELEASED, ())
         # A reservation for this order committed in between (PostgreSQL made the insert
-        # wait for it): release that one, on the second pass.
+        # wait for it): release that one, on the next pass.
     raise RuntimeError(f"the reservation of order {order_id!r} changed twice while released")
 
 

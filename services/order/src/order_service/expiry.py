@@ -102,9 +102,9 @@ class ExpiryScheduler:
                 # A placement still under way must keep its hold and key: only those older
                 # than the payment timeout plus the longest a placement can take are stale.
                 stale = self._timeout + PLACEMENT_GRACE
-                await limits.give_back_stale(self._sessions, self._inventory, stale, self._batch)
                 async with self._sessions.begin() as session:
                     await idempotency.forget_old(session, stale)
+                await limits.give_back_stale(self._sessions, self._inventory, stale, self._batch)
             return expired
         finally:
             tracing.reset(trace)
@@ -116,6 +116,7 @@ class ExpiryScheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the job outlives any database outage
-                log.warning("expiry pass failed", extra={"error": repr(exc)})
+                # The type only: a database error's text carries its statement's parameters.
+                log.warning("expiry pass failed", extra={"error": type(exc).__name__})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)

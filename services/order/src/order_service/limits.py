@@ -24,9 +24,14 @@ HTTP call (SQLite has one writer at a time). The hold is given back
   :func:`order_service.repository.leave_pending`),
 - after a placement that fails once the hold is taken (inventory refuses,
   the order cannot be stored): a compensation on the request's session,
-- by the expiry job for a hold older than the payment timeout whose order
-  never got stored (the process stopped in between), so a crash cannot lock
-  a customer out for good.
+  after releasing the reservation when one may exist; if that release
+  fails, the hold is kept and dated back so the expiry job takes it next;
+- by the expiry job for a hold with no order that is older than the payment
+  timeout plus the longest a placement takes (the process stopped in
+  between), or dated back as above: it releases the order's stock at
+  inventory, then gives the hold back, and keeps it while inventory is down.
+  So neither a crash nor an outage locks a customer out, or units away, for
+  good.
 
 Giving back deletes the ``holds`` row, so it happens at most once per order
 whichever of these gets there first.
@@ -39,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hopkit.problems import Problem
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import repository
@@ -128,6 +134,13 @@ async def take(
     raise too_many_unpaid(open_orders, open_units, units, limits)
 
 
+async def orphan(sessions: async_sessionmaker[AsyncSession], order_id: str) -> None:
+    """The placement failed and its stock could not be released: the expiry job's next
+    pass takes the hold (releasing, then giving it back) without waiting for it to age."""
+    async with sessions.begin() as session:
+        await repository.date_hold_back(session, order_id, datetime.fromtimestamp(0, UTC))
+
+
 async def give_back(sessions: async_sessionmaker[AsyncSession], order_id: str) -> None:
     """The order was never stored: its hold is given back (a compensation step)."""
     async with sessions.begin() as session:
@@ -154,13 +167,18 @@ async def give_back_stale(
         try:
             await inventory.release(order_id)
         except InventoryUnavailable:
-            continue  # logged by the client; tried again next pass
+            break  # logged by the client; inventory is down for all of them: next pass
         except ReservationSettled:
             # Sold with no order to show for it: nothing to release, and nothing more
             # this hold can do. Give it back, loudly.
             log.error("a hold without an order had its stock sold", extra={"order_id": order_id})
-        async with sessions.begin() as session:
-            freed += await repository.give_back_hold(session, order_id)
+        try:
+            async with sessions.begin() as session:
+                freed += await repository.give_back_hold(session, order_id)
+        except SQLAlchemyError as exc:  # released; giving back is retried next pass
+            log.warning(
+                "hold not given back", extra={"order_id": order_id, "error": type(exc).__name__}
+            )
     if freed:
         log.warning("holds without an order released and given back", extra={"holds": freed})
     return freed

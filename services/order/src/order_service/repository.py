@@ -174,6 +174,15 @@ async def give_back_hold(session: AsyncSession, order_id: str) -> bool:
     return True
 
 
+async def date_hold_back(session: AsyncSession, order_id: str, taken_at: datetime) -> None:
+    await session.execute(
+        update(Hold)
+        .where(Hold.order_id == order_id)
+        .values(taken_at=taken_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def stale_holds(session: AsyncSession, taken_before: datetime, limit: int) -> list[str]:
     """Order ids of holds taken before ``taken_before`` that have no unpaid order.
 

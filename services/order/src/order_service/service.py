@@ -209,8 +209,12 @@ async def place_order(
 
     async def release_then_give_back() -> None:
         # A hold is given back only once its units are: if the release fails, the hold
-        # stays, and the expiry job (a hold with no order) releases and gives it back later.
-        await inventory.release(order_id)
+        # stays, dated back so the expiry job's next pass releases and gives it back.
+        try:
+            await inventory.release(order_id)
+        except InventoryUnavailable:
+            await limits.orphan(sessions, order_id)
+            raise
         await limits.give_back(sessions, order_id)
 
     release = f"release {order_id} and give back its hold"
