@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Path
+from hopauth import Principal
 from hopkit.logs import annotate
 
 from . import service
@@ -35,13 +36,7 @@ ORDER_ID = Path(pattern=ORDER_ID_PATTERN, description="The order's id")
     responses=AUTH_PROBLEMS,
 )
 async def list_invoices(session: SessionDep, principal: InvoiceReader) -> list[InvoiceOut]:
-    annotate(
-        action="list-invoices",
-        sub=principal.subject,
-        client_id=principal.client_id,
-        act=list(principal.actors),
-        jti=principal.token_id,
-    )
+    _audit("list-invoices", principal)
     invoices = await service.list_invoices(session, principal.subject)
     return [InvoiceOut.model_validate(invoice, from_attributes=True) for invoice in invoices]
 
@@ -64,14 +59,7 @@ async def list_invoices(session: SessionDep, principal: InvoiceReader) -> list[I
 async def payment_of_order(
     session: SessionDep, principal: PaymentVerifier, order_id: str = ORDER_ID
 ) -> PaymentOut:
-    annotate(
-        action="verify-payment",
-        order_id=order_id,
-        sub=principal.subject,
-        client_id=principal.client_id,
-        act=list(principal.actors),
-        jti=principal.token_id,
-    )
+    _audit("verify-payment", principal, order_id=order_id)
     return _payment_out(await service.payment_for_order(session, order_id))
 
 
@@ -96,14 +84,7 @@ async def refund_order(
     provider: ProviderDep,
     order_id: str = ORDER_ID,
 ) -> RefundOut:
-    annotate(
-        action="refund-payment",
-        order_id=order_id,
-        sub=principal.subject,
-        client_id=principal.client_id,
-        act=list(principal.actors),
-        jti=principal.token_id,
-    )
+    _audit("refund-payment", principal, order_id=order_id)
     invoice = await service.refund_order(session, order_id, provider)
     assert invoice.refund_reference is not None  # REFUNDED invoices hold one (service.py)
     return RefundOut(
@@ -128,4 +109,16 @@ def _payment_out(invoice: Invoice) -> PaymentOut:
         customer_id=invoice.customer_id,
         reason=invoice.decline_reason,
         refunded=invoice.status == InvoiceStatus.REFUNDED,
+    )
+
+
+def _audit(action: str, principal: Principal, **fields: str) -> None:
+    """Who did what, on this request's log line: claims only, never the token."""
+    annotate(
+        action=action,
+        **fields,
+        sub=principal.subject,
+        client_id=principal.client_id,
+        act=list(principal.actors),
+        jti=principal.token_id,
     )

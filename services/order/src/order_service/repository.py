@@ -170,7 +170,7 @@ async def give_back_hold(session: AsyncSession, order_id: str) -> bool:
     row = (await session.execute(statement)).one_or_none()
     if row is None:
         return False
-    await _subtract_from_totals(session, {str(row[0]): (1, int(row[1]))})
+    await _subtract_from_totals(session, str(row[0]), int(row[1]))
     return True
 
 
@@ -222,19 +222,16 @@ async def _add_to_totals(
     return _rowcount(await session.execute(statement)) == 1
 
 
-async def _subtract_from_totals(session: AsyncSession, freed: dict[str, tuple[int, int]]) -> None:
-    # Sorted: two transactions freeing holds of the same customers lock their rows in one order.
-    for customer_id in sorted(freed):
-        orders, units = freed[customer_id]
-        await session.execute(
-            update(CustomerHolds)
-            .where(CustomerHolds.customer_id == customer_id)
-            .values(
-                open_orders=CustomerHolds.open_orders - orders,
-                open_units=CustomerHolds.open_units - units,
-            )
-            .execution_options(synchronize_session=False)
+async def _subtract_from_totals(session: AsyncSession, customer_id: str, units: int) -> None:
+    await session.execute(
+        update(CustomerHolds)
+        .where(CustomerHolds.customer_id == customer_id)
+        .values(
+            open_orders=CustomerHolds.open_orders - 1,
+            open_units=CustomerHolds.open_units - units,
         )
+        .execution_options(synchronize_session=False)
+    )
 
 
 # -- idempotency keys: which order a customer's key placed ------------------------------
