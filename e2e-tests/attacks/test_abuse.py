@@ -6,7 +6,9 @@ the API lets a customer do, at a scale or in a way it is not meant for.
 - Denial of inventory (OWASP automated threat OAT-021): orders that are
   never paid (the card ``4000000000003063`` waits for an authentication that
   never comes) hold their stock until they expire. Many of them, one huge
-  one, or a burst of them racing the check would take the catalogue off sale.
+  one, or a burst of them racing the check would take the catalogue off sale;
+  and a product scarcer than those limits (3 posters) would be held whole by
+  one customer, renewed as the orders expire.
 - ``Idempotency-Key`` misuse: another customer's key replayed to get their
   order, or one's own key reused for another order.
 
@@ -24,7 +26,15 @@ from typing import Any
 import httpx
 from oauth_flows import Login
 from recorder import Expect, Observed, Recorder, error_code, observed, refused
-from shop import PENDING_CARD, available, bearer, cancel_all, stocked_product, unpaid_ids
+from shop import (
+    PENDING_CARD,
+    available,
+    bearer,
+    cancel_all,
+    products,
+    stocked_product,
+    unpaid_ids,
+)
 from stacks import Target
 
 CATEGORY = "abuse"
@@ -39,6 +49,7 @@ ATTEMPTS = 2 * MAX_OPEN_ORDERS + 2
 BURST = 12
 
 LIMITS = "order_service/limits.py"
+HOLD_CAP = "inventory_service/service.py"
 IDEMPOTENCY = "order_service/idempotency.py"
 
 
@@ -188,6 +199,57 @@ def test_concurrent_unpaid_orders_race_the_limit(
             effect=effect,
             seen=f"{len(placed)} of {BURST} placed at once with {len(unpaid_before)} unpaid "
             f"before, {len(unpaid_after)} unpaid after",
+        )
+    )
+
+
+def test_every_unit_of_a_scarce_product_held(
+    target: Target, attack: Recorder, alice: Login
+) -> None:
+    attack.expect(
+        Expect.both(
+            refused(
+                409,
+                "hold-limit-reached",
+                "a scarce product caps the units one customer's unpaid orders hold "
+                "(max_held_per_customer: the demo's HOP-LAST 1, HOP-KEY 2), summed at inventory "
+                "under the stock row's lock: the next is refused, nothing held, the order's "
+                f"limits hold given back ({HOLD_CAP})",
+                detail="You already hold the most units of",
+            )
+        )
+    )
+    # The scarcest cap among the products with a unit to spare beyond it.
+    capped = [
+        p
+        for p in products(target)
+        if p.get("max_held_per_customer") and p["available"] > p["max_held_per_customer"]
+    ]
+    assert capped, "no product capped per customer with stock to try"
+    product = min(capped, key=lambda p: (p["max_held_per_customer"], p["available"]))
+    product_id, cap = int(product["id"]), int(product["max_held_per_customer"])
+    unpaid_before = unpaid_ids(target, alice)
+    placed: list[str] = []
+    try:
+        # Every unit one customer may hold, unpaid ...
+        first = _place(target, alice, _body(product_id, cap))
+        assert first.status_code == 201, first.text
+        placed.append(str(first.json()["id"]))
+        stock_before = available(target, product_id)
+        # ... and one more: with 3 posters, three such orders would take them all.
+        response = _place(target, alice, _body(product_id))
+        new = unpaid_ids(target, alice) - unpaid_before - set(placed)
+        placed += sorted(new)
+        stock_after = available(target, product_id)
+    finally:
+        cancel_all(target, alice, placed)
+    held = stock_before - stock_after
+    attack.observe(
+        observed(
+            response,
+            effect=response.is_success or bool(new) or held != 0,
+            seen=f"holding {cap} of {product['sku']} unpaid, one more stored {len(new)} "
+            f"order(s) and held {held} more unit(s)",
         )
     )
 

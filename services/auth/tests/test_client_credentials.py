@@ -18,9 +18,9 @@ def test_token_carries_no_user_context(http: httpx.Client) -> None:
 
 
 def test_audience_defaults_when_the_client_has_only_one(http: httpx.Client) -> None:
-    response = client_credentials(http, "order-scheduler", None)
+    response = client_credentials(http, "billing-worker", None)
     assert response.status_code == 200, response.text
-    assert claims(response.json()["access_token"])["aud"] == "inventory"
+    assert claims(response.json()["access_token"])["aud"] == "order"
 
 
 def test_audience_required_when_the_client_has_several(http: httpx.Client) -> None:

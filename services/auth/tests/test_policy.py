@@ -29,7 +29,11 @@ CLIENT_CREDENTIALS = {
         "inventory": {"inventory:release"},
         "billing": {"payments:verify", "payments:refund"},
     },
-    "order-scheduler": {"inventory": {"inventory:release"}},
+    "order-scheduler": {
+        "inventory": {"inventory:release"},
+        # Beyond DESIGN.md: the expiry job checks a sold overdue order's payment.
+        "billing": {"payments:verify"},
+    },
     "billing-worker": {"order": {"orders:read"}},
     "notification-worker": {
         "auth": {"users:read"},

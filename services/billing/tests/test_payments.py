@@ -1,8 +1,10 @@
 """GET /internal/orders/{id}/payment: billing's record, which payment events are checked against.
 
-Order (before it confirms or cancels) and the notification worker (before it
-tells a customer) ask with their own client-credentials tokens
-(``payments:verify``, aud ``billing``); nobody else gets an answer.
+Order (before it confirms or cancels), its expiry job ``order-scheduler``
+(before it confirms an overdue order whose stock was sold) and the
+notification worker (before it tells a customer) ask with their own
+client-credentials tokens (``payments:verify``, aud ``billing``); nobody else
+gets an answer.
 """
 
 from __future__ import annotations
@@ -107,12 +109,22 @@ def test_a_customers_invoice_token_is_403_insufficient_scope(
     assert 'scope="payments:verify"' in response.headers["www-authenticate"]
 
 
-def test_only_order_and_the_notification_worker_may_verify(
+def test_the_expiry_job_reads_the_payment_with_its_own_token(
+    http: httpx.Client, auth: httpx.Client, api_database_url: str
+) -> None:
+    paid = add_invoice(api_database_url, "someone")
+    token = verify_token(auth, "order-scheduler")
+    response = http.get(payment_url(paid.order_id), headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert (response.json()["invoice_id"], response.json()["status"]) == (paid.id, "succeeded")
+
+
+def test_only_order_its_expiry_job_and_the_notification_worker_may_verify(
     http: httpx.Client, auth: httpx.Client, auth_server: ServerThread, api_database_url: str
 ) -> None:
     paid = add_invoice(api_database_url, "someone")
     # The policy gives payments:verify to nobody else ...
-    for client_id in ("gateway", "billing-worker", "order-scheduler"):
+    for client_id in ("gateway", "billing-worker"):
         refused = client_credentials(auth, client_id, "billing", "payments:verify")
         assert refused.status_code == 400, (client_id, refused.text)
     # ... and a genuine payments:verify token in another caller's hands is refused.

@@ -2,14 +2,17 @@
 
 Here the order service is down (its URL is a port nobody listens on): events
 the worker must refuse without asking anybody go to the DLQ at once; events
-it would have to ask about are retried, then dead-lettered, and nobody is
-charged. This billing instance has a broker of its own, so its consumer
+it would have to ask about wait (never dead-lettered: an outage is not bad
+input), nobody is charged meanwhile, and once the order service is back the
+order is charged from its answer. This billing instance has a broker of its own, so its consumer
 group never meets the one of the end-to-end tests.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +25,7 @@ from billing_testing import (
     eventually,
     invoices_for,
     order_placed,
+    place_order,
     processed,
     publish,
     records,
@@ -31,6 +35,8 @@ from billing_testing import (
 from hopauth import TokenEndpoint
 from hopkit.events import ORDER_PLACED, PAYMENT_FAILED, PAYMENT_SUCCEEDED, Envelope, dlq
 from hopkit.testing import KafkaBroker, ServerThread, ValkeyServer, free_port
+from order_service.app import create_app as create_order_app
+from order_testing import make_settings as make_order_settings
 
 
 @pytest.fixture(scope="module")
@@ -109,27 +115,76 @@ async def test_another_event_type_on_the_topic_is_dead_lettered(
     assert headers["x-dlq-reason"] == "poison: type is 'order.shipped', expected 'order.placed'"
 
 
-async def test_with_the_order_service_down_nobody_is_charged_and_the_event_is_kept(
-    lonely: ServerThread, broker: KafkaBroker, database_url: str
+async def test_an_order_service_outage_is_waited_out_then_the_order_is_charged(
+    tmp_path: Path,
+    issuer: str,
+    valkey: ValkeyServer,
+    inventory_server: ServerThread,
+    alice_orders: str,
+    mug: int,
 ) -> None:
-    # Amounts in the message are never trusted: without the order service, nothing happens.
-    event = order_placed("ord-while-down", subject="alice", total_cents=1, card="4242")
-    await publish(broker.bootstrap, ORDER_PLACED, event.to_bytes(), key=b"ord-while-down")
-
-    async def dead_lettered() -> bool:
-        return bool(await dead_letters(broker.bootstrap, event))
-
-    await eventually(dead_lettered, what="the event to reach the DLQ after its retries")
-    [headers] = await dead_letters(broker.bootstrap, event)
-    assert headers["x-dlq-reason"] == (
-        "handler failed: OrderServiceError: order service unreachable: ConnectError"
+    # A real order service that holds the order, then goes away; billing on a broker of its
+    # own (its partition waits on the outage, and no other test's event waits behind it).
+    order_port = free_port()
+    order_settings = make_order_settings(
+        tmp_path / "order", issuer, redis_url=valkey.url, inventory_url=inventory_server.base_url
     )
-    assert headers["x-dlq-attempts"] == "3"
-    await settled(broker.bootstrap)
-    # Not recorded as processed: replayed from the DLQ later, it will be handled then.
-    assert not await processed(database_url, event.event_id)
-    assert await invoices_for(database_url, "ord-while-down") == []
-    assert await nothing_emitted(broker.bootstrap)
+    with (
+        ServerThread(create_order_app(order_settings), order_port) as order_server,
+        httpx.Client(base_url=order_server.base_url, timeout=15) as orders,
+    ):
+        order = place_order(orders, alice_orders, mug)
+    # Amounts in the message are never trusted: without the order service, nothing happens.
+    event = order_placed(order["id"], subject=order["customer_id"], total_cents=1, card="4242")
+    retries = _Retries()
+    logging.getLogger("hopkit.consumer").addHandler(retries)
+    try:
+        with KafkaBroker() as broker:
+            settings = worker_settings(
+                tmp_path / "billing",
+                issuer,
+                broker.bootstrap,
+                order_url=f"http://127.0.0.1:{order_port}",
+                redis_url=valkey.url,
+            )
+            with ServerThread(create_app(settings)) as billing:
+                database_url: str = billing.app.state.settings.database_url
+                await publish(broker.bootstrap, ORDER_PLACED, event.to_bytes(), key=b"k")
+                await eventually(
+                    lambda: _true(len(retries.records) > 2 * settings.worker_max_attempts),
+                    what="retries well past worker_max_attempts while order is down",
+                )
+                assert retries.records[0].error == "OrderServiceError"  # type: ignore[attr-defined]
+                assert any(r.levelname == "ERROR" for r in retries.records)  # a stuck partition
+                assert await dead_letters(broker.bootstrap, event) == []
+                assert not await processed(database_url, event.event_id)
+                assert await invoices_for(database_url, order["id"]) == []
+
+                # The order service is back (same database): the event is applied, once.
+                with ServerThread(create_order_app(order_settings), order_port):
+                    await settled(broker.bootstrap, within=15)
+                assert await processed(database_url, event.event_id)
+                [invoice] = await invoices_for(database_url, order["id"])
+                assert invoice.amount_cents == order["total_cents"]  # order's, not the event's
+                assert await end_offset(broker.bootstrap, dlq(ORDER_PLACED)) == 0
+    finally:
+        logging.getLogger("hopkit.consumer").removeHandler(retries)
+
+
+class _Retries(logging.Handler):
+    """The consumer's retry log lines (warnings, and the errors of a stuck partition)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "transient", None) is True:
+            self.records.append(record)
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_the_worker_token_is_its_own_for_order_only(issuer: str) -> None:

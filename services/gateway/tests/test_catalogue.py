@@ -14,7 +14,17 @@ def test_products_come_from_inventory_without_a_token(http: httpx.Client, shop: 
     assert response.status_code == 200, response.text
     products = response.json()
     assert products, "the demo catalogue is seeded"
-    assert set(products[0]) == {"id", "sku", "name", "price_cents", "currency", "available"}
+    assert set(products[0]) == {
+        "id",
+        "sku",
+        "name",
+        "price_cents",
+        "currency",
+        "available",
+        "max_held_per_customer",
+    }
+    # Scarce products tell the customer their cap ("1 per customer").
+    assert {p["sku"]: p["max_held_per_customer"] for p in products}["HOP-LAST"] == 1
     direct = httpx.get(f"{shop.inventory.base_url}/products").json()
     assert products == direct
 

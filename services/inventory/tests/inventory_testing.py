@@ -37,12 +37,24 @@ def make_settings(tmp: Path, issuer: str, **overrides: object) -> Settings:
     return Settings.model_validate(values)
 
 
-def add_product(database_url: str, quantity: int, price_cents: int = 1000) -> int:
+def add_product(
+    database_url: str,
+    quantity: int,
+    price_cents: int = 1000,
+    *,
+    max_held_per_customer: int | None = None,
+) -> int:
     """A fresh product with ``quantity`` units, added with the service's own seeding code.
 
     Runs on a loop of its own (in a worker thread), so sync and async tests can both call it.
     """
-    product = DemoProduct(f"TEST-{next(_skus):04d}", "Test product", price_cents, quantity)
+    product = DemoProduct(
+        f"TEST-{next(_skus):04d}",
+        "Test product",
+        price_cents,
+        quantity,
+        max_held_per_customer=max_held_per_customer,
+    )
 
     async def add() -> int:
         engine = create_engine(database_url)
@@ -71,6 +83,19 @@ def reservation(order_id: str, *lines: tuple[int, int]) -> dict[str, Any]:
         "order_id": order_id,
         "items": [{"product_id": product, "quantity": quantity} for product, quantity in lines],
     }
+
+
+async def one_customer_rush(
+    base_url: str, token: str, product_id: int, prefix: str, orders: int = 10
+) -> list[httpx.Response]:
+    """``orders`` reservations of one unit each, for one customer, sent at once."""
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer(token), timeout=30) as client:
+        return await asyncio.gather(
+            *(
+                client.post("/reservations", json=reservation(f"{prefix}-{n}", (product_id, 1)))
+                for n in range(orders)
+            )
+        )
 
 
 def available(http: httpx.Client, product_id: int) -> int:

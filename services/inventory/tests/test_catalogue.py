@@ -14,12 +14,26 @@ def test_catalogue_is_public_and_seeded(http: httpx.Client) -> None:
     by_sku = {product["sku"]: product for product in products}
     for demo in DEMO_PRODUCTS:
         product = by_sku[demo.sku]
-        assert set(product) == {"id", "sku", "name", "price_cents", "currency", "available"}
+        assert set(product) == {
+            "id",
+            "sku",
+            "name",
+            "price_cents",
+            "currency",
+            "available",
+            "max_held_per_customer",
+        }
         assert product["name"] == demo.name
+        assert product["max_held_per_customer"] == demo.max_held_per_customer
         assert product["price_cents"] == demo.price_cents
         assert product["currency"] == "EUR"
         assert isinstance(product["id"], int)
     assert http.get(f"/products/{products[0]['id']}").json() == products[0]
+    # The scarce ones are capped per customer, so clients can show "1 per customer".
+    assert (
+        by_sku["HOP-LAST"]["max_held_per_customer"],
+        by_sku["HOP-KEY"]["max_held_per_customer"],
+    ) == (1, 2)
 
 
 def test_available_counts_active_reservations(

@@ -1,11 +1,12 @@
-"""50 buyers at once for the last 10 units: exactly 10 get one, nobody oversells."""
+"""50 buyers at once for the last 10 units: exactly 10 get one, nobody oversells; one customer's
+reservations at once of a product capped per customer: exactly the cap passes."""
 
 from __future__ import annotations
 
 import asyncio
 
 import httpx
-from inventory_testing import add_product, available, bearer, reservation
+from inventory_testing import add_product, available, bearer, one_customer_rush, reservation
 
 BUYERS = 50
 UNITS = 10
@@ -53,3 +54,17 @@ async def test_concurrent_repeats_of_one_order_reserve_once(
     assert statuses == [200] * 9 + [201]
     assert len({response.json()["reservation_id"] for response in responses}) == 1
     assert available(http, product) == UNITS - 3
+
+
+async def test_one_customers_concurrent_reservations_get_exactly_the_cap(
+    http: httpx.Client, database_url: str, reserver: str
+) -> None:
+    product = add_product(database_url, 50, max_held_per_customer=2)
+    answers = await one_customer_rush(str(http.base_url), reserver, product, "cap-rush")
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(201) == 2, [a.text for a in answers if a.status_code != 201]
+    assert statuses.count(409) == len(answers) - 2
+    assert all(
+        a.json()["type"].endswith("/hold-limit-reached") for a in answers if a.status_code == 409
+    )
+    assert available(http, product) == 48

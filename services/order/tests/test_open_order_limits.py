@@ -232,6 +232,40 @@ def test_a_refused_reservation_gives_the_hold_back(
     assert (available(inventory, plenty), available(inventory, scarce)) == (8, 1)
 
 
+def test_a_scarce_product_over_its_per_customer_cap_is_a_409_and_gives_the_hold_back(
+    strict: Shop, inventory: httpx.Client, inventory_db: str, alice: str, alice_id: str, bob: str
+) -> None:
+    # Inventory caps the units of a scarce product one customer's unpaid orders hold.
+    poster = add_product(inventory_db, 3, max_held_per_customer=1)
+    assert post(strict, alice, (poster, 1)).status_code == 201
+    orders = strict.count("orders")
+
+    refused = post(strict, alice, (poster, 1))
+    problem = assert_problem(refused, 409, "hold-limit-reached")
+    assert problem["detail"] == (
+        "You already hold the most units of 'Test product' one customer may hold unpaid (1): "
+        "pay for or cancel that order first"
+    )
+    assert (problem["product_id"], problem["limit"], problem["held"]) == (poster, 1, 1)
+    # The refused order's hold was given back: her one unpaid order is all that counts.
+    assert customer_holds(strict.db, alice_id) == (1, 1)
+    assert sqlite_count(strict.db, "SELECT count(*) FROM holds") == 1
+    assert strict.count("orders") == orders
+    assert available(inventory, poster) == 2
+
+    # One order alone over the cap: the same 409, told differently.
+    strict.cancel_all(bob)  # whatever another test left him
+    too_many = assert_problem(post(strict, bob, (poster, 2)), 409, "hold-limit-reached")
+    assert too_many["detail"].startswith(
+        "One customer may hold at most 1 unit(s) of 'Test product'"
+    )
+    # Another customer is not held back by hers.
+    placed = post(strict, bob, (poster, 1))
+    assert placed.status_code == 201, placed.text
+    strict.cancel_all(bob)
+    assert available(inventory, poster) == 2
+
+
 def test_an_expired_order_frees_its_place(
     expiring: Shop, inventory: httpx.Client, inventory_db: str, alice: str, alice_id: str
 ) -> None:

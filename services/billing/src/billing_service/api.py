@@ -45,9 +45,11 @@ async def list_invoices(session: SessionDep, principal: InvoiceReader) -> list[I
     "/internal/orders/{order_id}/payment",
     tags=["internal"],
     summary="The payment billing recorded for an order, to check a payment event against",
-    description="Callers: `order` (before it confirms or cancels an order on a payment event) "
-    "and `notification-worker` (before it tells a customer about a payment or its refund), "
-    "each by client credentials (`payments:verify`). Anyone can write an event to Kafka; "
+    description="Callers: `order` (before it confirms or cancels an order on a payment event), "
+    "`order-scheduler` (order's expiry job, before it confirms an overdue order whose stock "
+    "was sold: a lost payment event) and `notification-worker` (before it tells a customer "
+    "about a payment or its refund), each by client credentials (`payments:verify`). "
+    "Anyone can write an event to Kafka; "
     "only billing's record says whether a payment happened (and was given back), for how "
     "much, and for whom.",
     responses={

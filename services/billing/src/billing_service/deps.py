@@ -18,7 +18,7 @@ from .provider import SimulatedProvider
 # Requires validates the token and also declares the HTTP bearer scheme in OpenAPI.
 # Named, so forward mode (forwarding.py) can swap it for a weaker one.
 READ = Requires("billing:read", callers={"gateway"})
-VERIFY = Requires("payments:verify", callers={"order", "notification-worker"})
+VERIFY = Requires("payments:verify", callers={"order", "order-scheduler", "notification-worker"})
 REFUND = Requires("payments:refund", callers={"order"})
 
 InvoiceReader = Annotated[Principal, Depends(READ)]
@@ -31,9 +31,10 @@ gateway (``aud=gateway``) and is refused here as addressed to someone else.
 PaymentVerifier = Annotated[Principal, Depends(VERIFY)]
 """A service checking a payment event against billing's record, by client credentials.
 
-``order`` before it confirms or cancels an order, ``notification-worker``
-before it tells a customer about a payment: an event can be forged, the
-record cannot.
+``order`` before it confirms or cancels an order, ``order-scheduler`` (the
+order service's expiry job) before it confirms an overdue order whose stock
+was sold, ``notification-worker`` before it tells a customer about a payment:
+an event can be forged, the record cannot.
 """
 
 PaymentRefunder = Annotated[Principal, Depends(REFUND)]

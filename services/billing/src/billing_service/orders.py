@@ -12,8 +12,15 @@ import logging
 from urllib.parse import quote
 
 import httpx
-from hopauth import ClientCredentials, ClientCredentialsAuth, TokenCache, TokenEndpoint
+from hopauth import (
+    ClientCredentials,
+    ClientCredentialsAuth,
+    HopAuthError,
+    TokenCache,
+    TokenEndpoint,
+)
 from hopkit import outgoing
+from hopkit.events import DependencyUnavailable
 from hopkit.tracing import outgoing_headers
 from pydantic import ValidationError
 
@@ -28,8 +35,14 @@ ORDER_SCOPES = ("orders:read",)
 ORDER_NOT_FOUND = "https://hopshop.example/problems/order-not-found"
 
 
-class OrderServiceError(Exception):
-    """The order service did not give an answer this time (down, refusing, erroring): retry."""
+class OrderServiceError(DependencyUnavailable):
+    """The order service did not give an answer this time (down, refusing, erroring): retry.
+
+    Nothing here is the event's fault, so the worker waits it out rather than
+    dead-letter a good order: a refusal (401/403 after hopauth's retry) or no
+    token for the worker is a deployment's fault that every event would meet.
+    An answer that is not an order we can charge is :class:`UnusableOrder`.
+    """
 
 
 class UnusableOrder(ValueError):
@@ -69,8 +82,14 @@ class OrderClient:
             response = await self._http.get(
                 f"/internal/orders/{quote(order_id, safe='')}", headers=outgoing_headers()
             )
-        except httpx.HTTPError as exc:
+        except httpx.HTTPError as exc:  # order, or the auth server for our token, is away
             raise OrderServiceError(f"order service unreachable: {type(exc).__name__}") from None
+        except HopAuthError as exc:
+            # No token for the worker: the issuer refused it or answered 5xx (hopauth logged
+            # why, without secrets). Either way not the event's fault, and its text stays out.
+            raise OrderServiceError(
+                f"no token for the order service: {type(exc).__name__}"
+            ) from None
         if response.status_code == 404 and _problem_type(response) == ORDER_NOT_FOUND:
             return None
         if response.status_code != 200:

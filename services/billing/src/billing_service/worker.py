@@ -6,9 +6,11 @@ each event to :meth:`BillingWorker.handle`, a thin entry point that parses the
 event and calls :func:`billing_service.service.settle_order`; hopkit's
 :class:`~hopkit.consumer.EventConsumer` records the event id in the same
 transaction, commits the offset after it, retries with backoff and
-dead-letters what still fails. The relay publishes the payment events the
-settlements (and refunds, :func:`billing_service.service.refund_order`) put in
-the outbox.
+dead-letters what still fails; an order service (or auth server) that is away
+is waited out instead (:class:`~billing_service.orders.OrderServiceError` is a
+:class:`~hopkit.events.DependencyUnavailable`), so no good order goes to the
+DLQ. The relay publishes the payment events the settlements (and refunds,
+:func:`billing_service.service.refund_order`) put in the outbox.
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ class ProductOut(BaseModel):
     price_cents: int
     currency: str = Field(description="ISO 4217 code")
     available: int = Field(description="units that can be ordered now")
+    max_held_per_customer: int | None = Field(
+        default=None,
+        description="units of it one customer's unpaid orders may hold (null: no such cap)",
+    )
 
 
 class OrderLine(BaseModel):

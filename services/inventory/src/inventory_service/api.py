@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response, status
 from hopauth import Principal
 from hopkit.logs import annotate
+from hopkit.problems import Problem
 from pydantic import BeforeValidator
 
 from . import service
@@ -70,12 +71,17 @@ async def get_product(session: SessionDep, product_id: ProductId) -> ProductOut:
     summary="Reserve stock for an order (all lines or none)",
     description="Caller: the `order` service with a token exchanged for the user "
     "(`inventory:reserve`). Idempotent per `order_id`: a repeat returns the existing "
-    "reservation with 200; the same `order_id` with other items is a 409.",
+    "reservation with 200; the same `order_id` with other items is a 409. A product with "
+    "`max_held_per_customer` caps the units the user's unpaid reservations may hold "
+    "together: over it, 409 `hold-limit-reached`. A token with no user behind it (client "
+    "credentials) reserves nothing: 403 `customer-required`.",
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"description": "The order already had this reservation", "model": ReservationOut},
         409: _problem(
-            "Insufficient stock (nothing is reserved), or the order_id was used for other items"
+            "Insufficient stock, or the user's unpaid reservations already hold the most units "
+            "of a product one customer may hold (nothing is reserved either way), or the "
+            "order_id was used for other items"
         ),
         **AUTH_PROBLEMS,
     },
@@ -84,6 +90,15 @@ async def reserve(
     body: ReservationIn, session: SessionDep, principal: Reserver, response: Response
 ) -> ReservationOut:
     _audit("reserve", body.order_id, principal)
+    if principal.is_service:
+        # Units are capped per subject (the customer): a service's own token would hold
+        # them in its own name, past every customer's cap. No flow issues one; refused anyway.
+        raise Problem(
+            403,
+            "Customer required",
+            "stock is reserved for a customer: this token has no user behind it",
+            type_=service.PROBLEMS + "customer-required",
+        )
     reserved = await service.reserve(
         session,
         order_id=body.order_id,

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -47,6 +48,9 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(200))
     price_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
+    # Units of this product one subject's unpaid (RESERVED) reservations may hold
+    # together; NULL: no cap beyond order's limits on a customer's unpaid orders.
+    max_held_per_customer: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         CheckConstraint("price_cents >= 0", name="price_not_negative"),
@@ -88,6 +92,8 @@ class Reservation(Base):
 
     __table_args__ = (
         CheckConstraint("status IN ('RESERVED', 'RELEASED', 'COMMITTED')", name="status_known"),
+        # What one subject holds unpaid (service.reserve's cap): found without a scan.
+        Index("ix_reservations_subject_status", "subject", "status"),
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hopkit.db import insert_unless_present
-from sqlalchemy import CursorResult, Select, insert, select, update
+from sqlalchemy import CursorResult, Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -29,9 +29,20 @@ class ProductRow:
     price_cents: int
     currency: str
     available: int
+    max_held_per_customer: int | None
 
 
-def _product_rows() -> Select[int, str, str, int, str, int]:
+@dataclass(frozen=True, slots=True)
+class HoldCap:
+    """A product whose units one subject may hold unpaid are capped."""
+
+    product_id: int
+    sku: str
+    name: str
+    limit: int
+
+
+def _product_rows() -> Select[int, str, str, int, str, int, int | None]:
     return (
         select(
             Product.id,
@@ -40,6 +51,7 @@ def _product_rows() -> Select[int, str, str, int, str, int]:
             Product.price_cents,
             Product.currency,
             (Stock.quantity - Stock.reserved).label("available"),
+            Product.max_held_per_customer,
         )
         .join(Stock, Stock.product_id == Product.id)
         .order_by(Product.id)
@@ -73,14 +85,66 @@ async def product_id_by_sku(session: AsyncSession, sku: str) -> int | None:
 
 
 async def add_product(
-    session: AsyncSession, *, sku: str, name: str, price_cents: int, currency: str, quantity: int
+    session: AsyncSession,
+    *,
+    sku: str,
+    name: str,
+    price_cents: int,
+    currency: str,
+    quantity: int,
+    max_held_per_customer: int | None = None,
 ) -> int:
-    product = Product(sku=sku, name=name, price_cents=price_cents, currency=currency)
+    product = Product(
+        sku=sku,
+        name=name,
+        price_cents=price_cents,
+        currency=currency,
+        max_held_per_customer=max_held_per_customer,
+    )
     session.add(product)
     await session.flush()
     session.add(Stock(product_id=product.id, quantity=quantity, reserved=0))
     await session.flush()
     return product.id
+
+
+async def set_hold_cap(session: AsyncSession, product_id: int, limit: int | None) -> bool:
+    """Set the product's ``max_held_per_customer``: True if that changed it."""
+    result = await session.execute(
+        update(Product)
+        .where(Product.id == product_id, Product.max_held_per_customer.is_distinct_from(limit))
+        .values(max_held_per_customer=limit)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def hold_caps(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, HoldCap]:
+    """The capped products among ``product_ids``, by id (uncapped ones are left out)."""
+    rows = await session.execute(
+        select(Product.id, Product.sku, Product.name, Product.max_held_per_customer).where(
+            Product.id.in_(product_ids), Product.max_held_per_customer.is_not(None)
+        )
+    )
+    return {
+        product_id: HoldCap(product_id, sku, name, limit)
+        for product_id, sku, name, limit in rows.all()
+        if limit is not None  # always, by the WHERE; for the type checker
+    }
+
+
+async def units_held_by(session: AsyncSession, subject: str, product_id: int) -> int:
+    """Units of the product that the subject's unpaid (RESERVED) reservations hold."""
+    held = await session.scalar(
+        select(func.coalesce(func.sum(ReservationItem.quantity), 0))
+        .join(Reservation, Reservation.id == ReservationItem.reservation_id)
+        .where(
+            Reservation.subject == subject,
+            Reservation.status == ReservationStatus.RESERVED.value,
+            ReservationItem.product_id == product_id,
+        )
+    )
+    return int(held or 0)
 
 
 # -- stock ------------------------------------------------------------------

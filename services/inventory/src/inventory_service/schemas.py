@@ -31,6 +31,10 @@ class ProductOut(BaseModel):
     price_cents: int
     currency: str = Field(description="ISO 4217 code")
     available: int = Field(description="units on hand minus units held by active reservations")
+    max_held_per_customer: int | None = Field(
+        description="units one customer's unpaid orders may hold together (null: no cap "
+        "beyond order's limits on unpaid orders)"
+    )
 
 
 class ReservationLine(BaseModel):

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import repository
 from .models import Reservation, ReservationStatus
-from .repository import ProductRow
+from .repository import HoldCap, ProductRow
 
 PROBLEMS = "https://hopshop.example/problems/"
 
@@ -67,6 +67,23 @@ def reservation_not_found(order_id: str) -> Problem:
     )
 
 
+def hold_limit_reached(cap: HoldCap, *, held: int, requested: int) -> Problem:
+    """409 (RFC 9457 §3): the subject's unpaid reservations hold what they may of a product."""
+    return Problem(
+        409,
+        "Hold limit reached",
+        f"product {cap.product_id} ({cap.sku}): one customer may hold {cap.limit} unit(s) "
+        f"unpaid; {held} held already, {requested} more requested",
+        type_=PROBLEMS + "hold-limit-reached",
+        product_id=cap.product_id,
+        sku=cap.sku,
+        name=cap.name,
+        limit=cap.limit,
+        held=held,
+        requested=requested,
+    )
+
+
 async def list_products(session: AsyncSession) -> list[ProductRow]:
     return await repository.list_products(session)
 
@@ -86,6 +103,12 @@ async def reserve(
     Idempotent per ``order_id``: asking again with the same lines returns the
     reservation already made, whatever its status; asking with other lines is
     a conflict (an order's reservation is never silently changed).
+
+    A product with ``max_held_per_customer`` caps the units ``subject``'s unpaid
+    (RESERVED) reservations may hold together: over it, a 409
+    ``hold-limit-reached`` and nothing is held. Otherwise one customer could
+    hold every unit of a scarce product, unpaid, renewing the orders as they
+    expire (denial of inventory, OWASP OAT-021).
     """
     wanted = _normalise(lines)
     now = datetime.now(UTC)
@@ -107,11 +130,21 @@ async def reserve(
             )
         return Reserved(view, created=False)
 
+    caps = await repository.hold_caps(session, [line.product_id for line in wanted])
     # Rows in product order: concurrent multi-line reservations lock stock rows
     # in the same order on PostgreSQL, so they cannot deadlock.
     for line in wanted:
         if not await repository.hold_units(session, line.product_id, line.quantity):
             raise await _why_not_held(session, line)
+        cap = caps.get(line.product_id)
+        if cap is not None:
+            # Counted after the units are held: on PostgreSQL this transaction now holds the
+            # stock row's lock, so the subject's concurrent reservations of the product are
+            # counted one after another (each sees the ones committed before it); on SQLite
+            # the claim above took the write lock already. This reservation has no items yet.
+            held = await repository.units_held_by(session, subject, line.product_id)
+            if held + line.quantity > cap.limit:
+                raise hold_limit_reached(cap, held=held, requested=line.quantity)
     await repository.add_items(
         session, reservation_id, [(x.product_id, x.quantity) for x in wanted]
     )

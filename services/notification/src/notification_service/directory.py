@@ -24,6 +24,7 @@ from hopauth import (
 )
 from hopauth.redis_cache import RedisTokenCache
 from hopkit import outgoing
+from hopkit.events import DependencyUnavailable
 from hopkit.tracing import outgoing_headers
 from pydantic import BaseModel, ValidationError
 
@@ -33,7 +34,7 @@ from .contacts import Contact, ContactCache
 log = logging.getLogger(__name__)
 
 
-class DirectoryUnavailable(Exception):
+class DirectoryUnavailable(DependencyUnavailable):
     """The directory gave no usable answer this time (down, refused us, odd body): retry."""
 
 

@@ -40,6 +40,7 @@ from hopkit.events import (
     PAYMENT_FAILED,
     PAYMENT_REFUNDED,
     PAYMENT_SUCCEEDED,
+    DependencyUnavailable,
 )
 from hopkit.tracing import outgoing_headers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -63,7 +64,7 @@ _PAYMENT_STATUS = {
 }
 
 
-class OwnerUnavailable(Exception):
+class OwnerUnavailable(DependencyUnavailable):
     """Order or billing gave no usable answer this time (down, refused us, odd body): retry."""
 
 

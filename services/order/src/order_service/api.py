@@ -67,8 +67,9 @@ ORDER_ID = Path(pattern=ORDER_ID_PATTERN, description="The order's id")
     responses={
         400: _problem("A malformed `Idempotency-Key` (`invalid-idempotency-key`)"),
         409: _problem(
-            "Insufficient stock (`insufficient-stock`), or too many unpaid orders "
-            "(`too-many-unpaid-orders`): nothing was reserved or stored; or the first "
+            "Insufficient stock (`insufficient-stock`), too many unpaid orders "
+            "(`too-many-unpaid-orders`), or the most units of a scarce product one customer "
+            "may hold unpaid (`hold-limit-reached`): nothing was reserved or stored; or the first "
             "request with this `Idempotency-Key` is still placing its order "
             "(`idempotency-key-in-flight`)"
         ),

@@ -36,6 +36,7 @@ from hopkit.tracing import TracingMiddleware
 
 from .api import router
 from .billing import AUDIENCE as BILLING_AUDIENCE
+from .billing import SCHEDULER_SCOPES as SCHEDULER_BILLING_SCOPES
 from .billing import SCOPES as BILLING_SCOPES
 from .billing import Billing
 from .config import AUDIENCE, CLIENT_ID, CONSUMER_GROUP, SCHEDULER_CLIENT_ID, Settings
@@ -185,9 +186,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "payment events are not consumed"
                 )
             if settings.run_expiry_scheduler:
+                # Billing, for an overdue order whose stock was sold (expiry.py): asked with
+                # the job's own token, payments:verify only.
+                scheduler_billing_http = await resources.enter_async_context(
+                    outgoing.async_client(
+                        base_url=settings.billing_url,
+                        timeout=settings.billing_timeout,
+                        auth=ClientCredentialsAuth(
+                            ClientCredentials(
+                                scheduler_endpoint,
+                                audience=BILLING_AUDIENCE,
+                                scopes=SCHEDULER_BILLING_SCOPES,
+                                cache=token_cache,
+                            )
+                        ),
+                        event_hooks={"request": [add_trace_headers]},
+                        headers={"Accept": "application/json"},
+                        follow_redirects=False,
+                    )
+                )
                 scheduler = ExpiryScheduler(
                     sessions,
                     Inventory(inventory_http, settle=ClientCredentialsAuth(scheduler_credentials)),
+                    Billing(scheduler_billing_http),
                     payment_timeout=settings.payment_timeout,
                     interval=settings.expiry_interval,
                     batch=settings.expiry_batch,

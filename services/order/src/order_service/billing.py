@@ -12,6 +12,11 @@ The same client gives a payment back (``POST /internal/orders/{id}/refund``,
 ``payments:refund``) when billing confirms a payment for an order cancelled
 before the payment reached it. Billing makes the refund idempotent, so a
 retried or redelivered event asks again safely.
+
+The expiry job asks the same question with a token of its own (client
+``order-scheduler``, :data:`SCHEDULER_SCOPES`: ``payments:verify`` only, it
+never refunds) when inventory says an overdue order's stock was sold: was the
+order paid after all, its ``payment.succeeded`` lost (:mod:`order_service.expiry`)?
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from urllib.parse import quote
 
 import httpx
 from hopauth import HopAuthError
+from hopkit.events import DependencyUnavailable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 AUDIENCE = "billing"
 # One token for both calls: order asks for a refund only of a payment billing just vouched for.
 SCOPES = ("payments:verify", "payments:refund")
+#: The expiry job's scopes at billing: it reads payments, it gives none back.
+SCHEDULER_SCOPES = ("payments:verify",)
 #: Billing's problem for an order it has no payment for. A 404 without it (a wrong base URL,
 #: a route that moved) proves nothing about the payment, so it is retried instead.
 PAYMENT_NOT_FOUND = "https://hopshop.example/problems/payment-not-found"
@@ -35,7 +43,7 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 
 
-class BillingUnavailable(Exception):
+class BillingUnavailable(DependencyUnavailable):
     """Billing gave no usable answer this time (down, refused our token, odd body): retry."""
 
 
@@ -47,6 +55,7 @@ class _PaymentOut(BaseModel):
     status: Literal["succeeded", "failed"]
     amount_cents: int
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+    refunded: bool = False
 
 
 class _RefundOut(BaseModel):
@@ -76,6 +85,8 @@ class Payment:
     status: str  # SUCCEEDED or FAILED
     amount_cents: int
     currency: str
+    #: Billing gave it back (a refunded payment still ``succeeded``: it happened).
+    refunded: bool = False
 
 
 class Billing:
@@ -119,6 +130,7 @@ class Billing:
             status=found.status,
             amount_cents=found.amount_cents,
             currency=found.currency,
+            refunded=found.refunded,
         )
 
     async def refund(self, order_id: str) -> Refund:

@@ -21,7 +21,8 @@ from .limits import Limits
 AUDIENCE = "order"
 #: The service's own OAuth client (token exchange towards inventory; client credentials).
 CLIENT_ID = "order"
-#: The expiry job's OAuth client: a job of its own, with no more than ``inventory:release``.
+#: The expiry job's OAuth client: a job of its own, with no more than ``inventory:release``
+#: at inventory and ``payments:verify`` at billing (expiry.py).
 SCHEDULER_CLIENT_ID = "order-scheduler"
 #: The Kafka consumer group of the payment-event consumer.
 CONSUMER_GROUP = "order"

@@ -9,6 +9,17 @@ leaves that order pending for the next pass and does not stop the others.
 Several replicas may run the job: the conditional status UPDATE lets one win
 per order.
 
+An overdue order whose stock inventory already sold (release answers
+:class:`~order_service.inventory.ReservationSettled`) was paid, but its
+``payment.succeeded`` was lost after inventory's commit (dead-lettered when
+order's own update kept failing). The job then asks billing, as
+``order-scheduler`` with ``payments:verify`` only (:mod:`order_service.billing`),
+and confirms the order when billing has a succeeded payment of its total
+(:func:`order_service.service.expire_order`), logging it at WARNING: an event
+was lost. When billing has no such payment nothing changes and the job logs
+one ERROR line per pass naming the order, for a person to settle; when
+billing does not answer, the order waits for the next pass.
+
 Each pass also finds holds (:mod:`order_service.limits`) older than the
 payment timeout (plus :data:`PLACEMENT_GRACE`) whose order was never stored
 (a placement cut short by a crash, or whose compensating release failed),
@@ -24,12 +35,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from hopkit import tracing
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import idempotency, limits, service
+from .billing import Billing
 from .config import SCHEDULER_CLIENT_ID
 from .inventory import Inventory
 
@@ -46,6 +58,7 @@ class ExpiryScheduler:
         self,
         sessions: async_sessionmaker[AsyncSession],
         inventory: Inventory,
+        billing: Billing,
         *,
         payment_timeout: float,
         interval: float,
@@ -53,6 +66,7 @@ class ExpiryScheduler:
     ) -> None:
         self._sessions = sessions
         self._inventory = inventory
+        self._billing = billing
         self._timeout = timedelta(seconds=payment_timeout)
         self._interval = interval
         self._batch = batch
@@ -74,30 +88,24 @@ class ExpiryScheduler:
                 log.warning("expiry job did not stop in time; cancelled")
 
     async def run_once(self) -> int:
-        """One pass: cancel the overdue orders found now; the number cancelled."""
+        """One pass: settle every order overdue now; the number cancelled (expired)."""
         trace = tracing.start(None, None)  # the events and logs of this pass share a trace
         try:
-            async with self._sessions() as session:
-                overdue = await service.overdue_orders(session, self._timeout, self._batch)
+            placed_before = datetime.now(UTC) - self._timeout
             expired = 0
-            for order_id in overdue:
-                if self._stopping.is_set():
+            after: tuple[datetime, str] | None = None
+            # In batches, each after the last one's final order: orders that stay pending
+            # (billing down, or waiting for a person) must not hide those behind them.
+            while not self._stopping.is_set():
+                async with self._sessions() as session:
+                    batch = await service.overdue_orders(session, placed_before, self._batch, after)
+                for _, order_id in batch:
+                    if self._stopping.is_set():
+                        break
+                    expired += await self._settle(order_id)
+                if len(batch) < self._batch:
                     break
-                try:
-                    async with self._sessions() as session, session.begin():
-                        changed = await service.expire_order(session, order_id, self._inventory)
-                except Exception as exc:  # this order waits for the next pass
-                    log.warning(
-                        "expiring an order failed",
-                        extra={"order_id": order_id, "error": type(exc).__name__},
-                    )
-                    continue
-                if changed:
-                    expired += 1
-                    log.info(
-                        "order expired",
-                        extra={"order_id": order_id, "client_id": SCHEDULER_CLIENT_ID},
-                    )
+                after = batch[-1]
             if not self._stopping.is_set():
                 # A placement still under way must keep its hold and key: only those older
                 # than the payment timeout plus the longest a placement can take are stale.
@@ -108,6 +116,41 @@ class ExpiryScheduler:
             return expired
         finally:
             tracing.reset(trace)
+
+    async def _settle(self, order_id: str) -> int:
+        """Expire (1) or confirm one overdue order in a transaction of its own; 0 if not expired."""
+        try:
+            async with self._sessions() as session, session.begin():
+                outcome = await service.expire_order(
+                    session, order_id, self._inventory, self._billing
+                )
+        except service.SoldButUnpaid as stuck:  # retrying will not change billing's answer
+            log.error(
+                "stock sold but billing has no matching payment: needs a person",
+                extra={
+                    "order_id": order_id,
+                    "reason": stuck.reason,
+                    "client_id": SCHEDULER_CLIENT_ID,
+                },
+            )
+            return 0
+        except Exception as exc:  # this order waits for the next pass
+            log.warning(
+                "expiring an order failed",
+                extra={"order_id": order_id, "error": type(exc).__name__},
+            )
+            return 0
+        if outcome is service.Expiry.EXPIRED:
+            log.info(
+                "order expired", extra={"order_id": order_id, "client_id": SCHEDULER_CLIENT_ID}
+            )
+            return 1
+        if outcome is service.Expiry.CONFIRMED:
+            log.warning(
+                "order confirmed by the expiry job after a lost payment event",
+                extra={"order_id": order_id, "client_id": SCHEDULER_CLIENT_ID},
+            )
+        return 0
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

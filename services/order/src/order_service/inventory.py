@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 from hopauth import HopAuthError
+from hopkit.events import DependencyUnavailable
 from hopkit.problems import Problem
 from hopkit.tracing import outgoing_headers
 
@@ -52,8 +53,11 @@ class Line:
     quantity: int
 
 
-class InventoryUnavailable(Problem):
-    """Inventory could not be reached, or answered in a way we cannot act on."""
+class InventoryUnavailable(Problem, DependencyUnavailable):
+    """Inventory could not be reached, or answered in a way we cannot act on.
+
+    A 503 problem on the HTTP routes; to the payment consumer an outage, waited out.
+    """
 
     def __init__(self, what: str) -> None:
         super().__init__(
@@ -132,7 +136,8 @@ class Inventory:
     async def reserve(self, user_token: str, order_id: str, lines: Sequence[Line]) -> None:
         """Hold every line for the order (all or nothing), acting for the user.
 
-        Raises a 409 problem when stock is short (inventory reserved nothing).
+        Raises a 409 problem when stock is short, or when the customer's unpaid orders
+        hold the most of a product one customer may hold (inventory reserved nothing).
         """
         if self._hops is None:
             raise RuntimeError("this Inventory cannot reserve: it acts for no user")
@@ -154,6 +159,8 @@ class Inventory:
                 type_=PROBLEMS + "insufficient-stock",
                 **{k: problem[k] for k in ("product_id", "requested", "available") if k in problem},
             )
+        if response.status_code == 409 and kind == PROBLEMS + "hold-limit-reached":
+            raise hold_limit_reached(problem)
         if response.status_code == 422 and kind == PROBLEMS + "unknown-product":
             raise Problem(
                 422,
@@ -207,6 +214,34 @@ class Inventory:
                 "inventory unreachable", extra={"action": what, "error": type(exc).__name__}
             )
             raise InventoryUnavailable(what) from None
+
+
+def hold_limit_reached(problem: dict[str, Any]) -> Problem:
+    """Inventory's 409 ``hold-limit-reached``, told to the customer (RFC 9457 §3).
+
+    A scarce product caps the units one customer's unpaid orders may hold: the
+    way on is to pay for or cancel the order that holds them.
+    """
+    fields = {
+        k: problem[k]
+        for k in ("product_id", "sku", "name", "limit", "held", "requested")
+        if k in problem
+    }
+    name = str(fields.get("name") or fields.get("sku") or "this product")
+    limit, held = fields.get("limit"), fields.get("held")
+    if isinstance(held, int) and isinstance(limit, int) and held >= limit:
+        detail = (
+            f"You already hold the most units of {name!r} one customer may hold unpaid "
+            f"({limit}): pay for or cancel that order first"
+        )
+    else:
+        detail = (
+            f"One customer may hold at most {limit} unit(s) of {name!r} unpaid; this order "
+            f"would hold more: order fewer, or pay for or cancel an order holding it first"
+        )
+    return Problem(
+        409, "Hold limit reached", detail, type_=PROBLEMS + "hold-limit-reached", **fields
+    )
 
 
 def _problem_body(response: httpx.Response) -> dict[str, Any]:

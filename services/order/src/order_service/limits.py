@@ -1,7 +1,8 @@
 """Limits on what one customer's unpaid orders hold, so nobody can take the catalogue off sale.
 
-They bound a customer's share; a product with less stock than that share can
-still be held whole by one unpaid order (a per-product share is not built).
+They bound a customer's share; a product with less stock than that share is
+capped per customer by inventory (``max_held_per_customer``: its 409
+``hold-limit-reached`` gives the hold back like short stock does).
 
 An unpaid order holds its stock until it is paid, cancelled or expired
 (``ORDER_PAYMENT_TIMEOUT``). Without a limit one customer could hold every
@@ -53,6 +54,8 @@ from .inventory import Inventory, InventoryUnavailable, ReservationSettled
 log = logging.getLogger(__name__)
 
 PROBLEMS = "https://hopshop.example/problems/"
+#: Attempts at taking a hold when a concurrent cancellation frees room meanwhile.
+_TAKE_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +121,31 @@ async def take(
     before inventory is called.
     """
     check_size(units, limits)
-    async with sessions.begin() as session:
-        taken = await repository.take_hold(
-            session,
-            order_id=order_id,
-            customer_id=customer_id,
-            units=units,
-            max_orders=limits.max_orders,
-            max_units=limits.max_units,
-            now=datetime.now(UTC),
-        )
-        if taken:
-            return
-        open_orders, open_units = await repository.customer_totals(session, customer_id)
+    # On PostgreSQL (READ COMMITTED) a cancellation can commit between the refused UPDATE
+    # and the read of the totals. When they show room, the UPDATE is tried again: refusing
+    # would give the customer counts that contradict the refusal.
+    for _ in range(_TAKE_TRIES):
+        async with sessions.begin() as session:
+            taken = await repository.take_hold(
+                session,
+                order_id=order_id,
+                customer_id=customer_id,
+                units=units,
+                max_orders=limits.max_orders,
+                max_units=limits.max_units,
+                now=datetime.now(UTC),
+            )
+            if taken:
+                return
+            open_orders, open_units = await repository.customer_totals(session, customer_id)
+        if not has_room(open_orders, open_units, units, limits):
+            break
     raise too_many_unpaid(open_orders, open_units, units, limits)
+
+
+def has_room(open_orders: int, open_units: int, units: int, limits: Limits) -> bool:
+    """Whether totals this large leave room for one more order of ``units``."""
+    return open_orders < limits.max_orders and open_units + units <= limits.max_units
 
 
 async def orphan(sessions: async_sessionmaker[AsyncSession], order_id: str) -> None:

@@ -68,20 +68,32 @@ async def list_orders(session: AsyncSession, customer_id: str, limit: int) -> li
     return list(await session.scalars(statement))
 
 
-async def overdue_order_ids(
-    session: AsyncSession, placed_before: datetime, limit: int
-) -> list[str]:
-    """Orders still waiting for payment that were placed before ``placed_before``, oldest first."""
-    statement = (
-        select(Order.id)
-        .where(
-            Order.status == OrderStatus.PENDING_PAYMENT.value,
-            Order.created_at < placed_before,
-        )
-        .order_by(Order.created_at, Order.id)
-        .limit(limit)
+async def overdue_orders(
+    session: AsyncSession,
+    placed_before: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[tuple[datetime, str]]:
+    """(placed at, id) of orders still waiting for payment placed before ``placed_before``.
+
+    Oldest first, and only those after ``after`` (the last of the previous
+    batch): a batch full of orders that stay pending (waiting for a person)
+    must not hide the ones behind it.
+    """
+    statement = select(Order.created_at, Order.id).where(
+        Order.status == OrderStatus.PENDING_PAYMENT.value,
+        Order.created_at < placed_before,
     )
-    return list(await session.scalars(statement))
+    if after is not None:
+        placed, order_id = after
+        statement = statement.where(
+            or_(
+                Order.created_at > placed,
+                and_(Order.created_at == placed, Order.id > order_id),
+            )
+        )
+    rows = await session.execute(statement.order_by(Order.created_at, Order.id).limit(limit))
+    return [(row[0], row[1]) for row in rows]
 
 
 async def leave_pending(

@@ -9,11 +9,15 @@ is committed together with the change it announces. Lifecycle::
     PENDING_PAYMENT --payment.failed-----> CANCELLED   payment_declined, released
     PENDING_PAYMENT --customer cancels---> CANCELLED   customer, released
     PENDING_PAYMENT --expiry job---------> CANCELLED   expired, released
+    PENDING_PAYMENT --expiry job---------> CONFIRMED   already sold, billing has the payment
 
 The first transition wins; any later one (a redelivered event, a late
 payment, a double click) changes nothing. One compensation: a payment that
 billing took before the order was cancelled, arriving after, is given back
 (billing's refund), so a customer never pays for an order they do not get.
+One repair: an overdue order whose stock inventory already sold (its
+``payment.succeeded`` got as far as the commit, then was dead-lettered) is
+confirmed by the expiry job once billing vouches for the payment.
 
 Inventory is called before the transaction's first write, never while it
 holds one: SQLite has one writer at a time, and a write transaction held
@@ -34,12 +38,13 @@ places nothing new (:mod:`order_service.idempotency`).
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from hopkit.events import ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_PLACED, Envelope
 from hopkit.outbox import add_to_outbox
@@ -47,7 +52,7 @@ from hopkit.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import compensation, idempotency, limits, repository
-from .billing import Billing
+from .billing import SUCCEEDED, Billing, Payment
 from .inventory import Inventory, InventoryUnavailable, Line, ReservationSettled
 from .models import CancelReason, Order, OrderItem, OrderStatus
 
@@ -79,6 +84,28 @@ def order_settling(order_id: str) -> Problem:
         type_=PROBLEMS + "order-settling",
         order_id=order_id,
     )
+
+
+class SoldButUnpaid(Exception):
+    """Inventory sold an unpaid order's stock, but billing has no payment that matches it.
+
+    No retry can settle it: the stock left and nobody paid (or order and
+    billing disagree on the amount), so a person must look. ``reason`` names
+    fields, never their values.
+    """
+
+    def __init__(self, order_id: str, reason: str) -> None:
+        super().__init__(f"order {order_id}: {reason}")
+        self.order_id = order_id
+        self.reason = reason
+
+
+class Expiry(enum.Enum):
+    """What the expiry job did to one overdue order."""
+
+    EXPIRED = "expired"  # CANCELLED (expired), stock released
+    CONFIRMED = "confirmed"  # already sold and paid: a lost payment.succeeded, applied now
+    UNCHANGED = "unchanged"  # no longer PENDING_PAYMENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,9 +317,7 @@ async def confirm_payment(
     A payment for another amount than the order's is refused (409), not applied.
     """
     order = await get_any_order(session, order_id)
-    if (amount_cents is not None and amount_cents != order.total_cents) or (
-        currency is not None and currency != order.currency
-    ):
+    if not _pays_for(order, amount_cents, currency):
         raise Problem(
             409,
             "Payment does not match the order",
@@ -307,12 +332,9 @@ async def confirm_payment(
     except ReservationSettled:
         # Released by a cancellation that has not committed yet: the retry will see it.
         raise order_settling(order_id) from None
-    moved = await repository.leave_pending(
-        session, order_id, to=OrderStatus.CONFIRMED, reason=None, now=datetime.now(UTC)
-    )
-    if not moved:  # a concurrent copy of this payment confirmed it first
+    if not await _confirm(session, order):
+        # A concurrent copy of this payment, or the expiry job, confirmed it first.
         return await _late_payment(session, order_id, billing)
-    await _announce(session, ORDER_CONFIRMED, order_id, order.customer_id)
     return True
 
 
@@ -329,15 +351,43 @@ async def decline_payment(session: AsyncSession, order_id: str, inventory: Inven
     return False
 
 
-async def expire_order(session: AsyncSession, order_id: str, inventory: Inventory) -> bool:
-    """The expiry job: an order unpaid for too long is CANCELLED (``expired``), stock released."""
-    return await _cancel(session, order_id, CancelReason.EXPIRED, inventory)
+async def expire_order(
+    session: AsyncSession, order_id: str, inventory: Inventory, billing: Billing
+) -> Expiry:
+    """The expiry job: an order unpaid for too long is CANCELLED (``expired``), stock released.
+
+    Unless inventory sold its stock already (:class:`ReservationSettled`): then
+    a ``payment.succeeded`` got as far as inventory's commit and was lost before
+    the order recorded it (dead-lettered). Billing is asked, before any write,
+    what it recorded: a succeeded payment of the order's total, not refunded,
+    confirms the order (:func:`_confirm`, as the payment would have; the stock
+    is sold, so inventory is not called again). Anything else raises
+    :class:`SoldButUnpaid` and changes nothing;
+    :class:`~order_service.billing.BillingUnavailable` leaves the order for the
+    next pass.
+    """
+    try:
+        if await _cancel(session, order_id, CancelReason.EXPIRED, inventory):
+            return Expiry.EXPIRED
+        return Expiry.UNCHANGED
+    except ReservationSettled:
+        pass
+    order = await get_any_order(session, order_id)
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        return Expiry.UNCHANGED
+    reason = _unpaid(order, await billing.payment(order_id))
+    if reason is not None:
+        raise SoldButUnpaid(order_id, reason)
+    return Expiry.CONFIRMED if await _confirm(session, order) else Expiry.UNCHANGED
 
 
 async def overdue_orders(
-    session: AsyncSession, payment_timeout: timedelta, limit: int
-) -> list[str]:
-    return await repository.overdue_order_ids(session, datetime.now(UTC) - payment_timeout, limit)
+    session: AsyncSession,
+    placed_before: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[tuple[datetime, str]]:
+    return await repository.overdue_orders(session, placed_before, limit, after)
 
 
 async def _cancel(
@@ -371,6 +421,43 @@ async def _cancel(
         return False
     await _announce(session, ORDER_CANCELLED, order_id, order.customer_id, reason=reason.value)
     return True
+
+
+async def _confirm(session: AsyncSession, order: Order) -> bool:
+    """PENDING_PAYMENT -> CONFIRMED with ``order.confirmed``: the one place an order is confirmed.
+
+    The caller has made sure billing has the payment and inventory sold the
+    stock. False (nothing changes) when the order had left ``PENDING_PAYMENT``.
+    """
+    moved = await repository.leave_pending(
+        session, order.id, to=OrderStatus.CONFIRMED, reason=None, now=datetime.now(UTC)
+    )
+    if moved:
+        await _announce(session, ORDER_CONFIRMED, order.id, order.customer_id)
+    return moved
+
+
+def _pays_for(order: Order, amount_cents: int | None, currency: str | None) -> bool:
+    """Whether a payment of ``amount_cents`` in ``currency`` is for the order's total.
+
+    None says nothing: the caller has no such figure to compare.
+    """
+    return (amount_cents is None or amount_cents == order.total_cents) and (
+        currency is None or currency == order.currency
+    )
+
+
+def _unpaid(order: Order, payment: Payment | None) -> str | None:
+    """Why billing's record does not show the order paid; None when it does."""
+    if payment is None:
+        return "billing has no payment for the order"
+    if payment.status != SUCCEEDED:
+        return f"billing recorded the payment as {payment.status}"
+    if payment.refunded:
+        return "billing refunded the payment"
+    if not _pays_for(order, payment.amount_cents, payment.currency):
+        return "billing's amount or currency is not the order's"
+    return None
 
 
 async def _announce(

@@ -20,7 +20,15 @@ partition and batch), so a crash in between redelivers the events (and the
 record above skips them) rather than losing them. A handler that fails is
 retried with exponential backoff; after ``max_attempts`` the record goes to
 ``<topic>.dlq`` with headers saying why, and its offset is committed so one
-bad event does not stop the partition. A record that is not a valid
+bad event does not stop the partition. A failure that says nothing about the
+event, only that something it needs is away (:func:`is_transient`:
+:class:`~hopkit.events.DependencyUnavailable`, a database that is down or
+locked), is retried with the same backoff for as long as it takes and never
+counts toward ``max_attempts``: an outage is not bad input, and the DLQ is
+for events no retry can help. The partition waits meanwhile (its order is
+kept), the member stays in its group, an error is logged every
+``stuck_log_every`` retries once past ``max_attempts``, and :meth:`EventConsumer.stop`
+still ends the wait at once (the event is redelivered). A record that is not a valid
 envelope (a poison message) goes to the DLQ at once. A record that cannot
 be copied there (larger than a producer may send, or one aiokafka cannot
 decode, and the rest of that one's record batch) leaves a dead letter with an
@@ -57,6 +65,7 @@ from sqlalchemy import (
     Table,
     select,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import tracing
@@ -64,6 +73,7 @@ from .db import insert_unless_present
 from .events import (
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
+    DependencyUnavailable,
     Envelope,
     NoEffect,
     PoisonMessage,
@@ -97,6 +107,27 @@ _DLQ_HEADERS = frozenset(
     {DLQ_REASON, DLQ_ATTEMPTS, DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET, DLQ_GROUP, DLQ_FAILED_AT}
 )
 _MAX_REASON = 500
+# backoff_delay doubles per attempt: past this many the delay is at its cap anyway, and
+# 2.0 ** attempt would overflow during a long enough outage.
+_BACKOFF_STEPS = 32
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a handler's failure is an outage of something it needs, not the event's fault.
+
+    :class:`~hopkit.events.DependencyUnavailable` (a service did not answer),
+    and a database that is down, unreachable or locked: SQLAlchemy's
+    ``OperationalError`` (SQLite "database is locked", a PostgreSQL server that
+    went away), ``InterfaceError`` (a connection lost under the driver), a pool
+    that gave no connection in time, or any DBAPI error that invalidated its
+    connection. Integrity and data errors are not transient: retrying an
+    event that breaks a constraint will not make it fit.
+    """
+    if isinstance(exc, DependencyUnavailable):
+        return True
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
 
 
 def processed_events_table(metadata: MetaData) -> Table:
@@ -126,6 +157,10 @@ class EventConsumer:
     never raises into the service. When the broker goes away it logs, backs
     off and reconnects, however long that takes. ``backoff`` is the first
     and the largest delay between attempts, doubling in between.
+    ``max_attempts`` bounds the attempts a failing handler gets before its
+    event is dead-lettered; transient failures (:func:`is_transient`) do not
+    count, and are retried until they stop, with an error logged every
+    ``stuck_log_every`` retries once there were ``max_attempts`` in a row.
 
     ``dlq_producer``, when given, publishes dead letters and belongs to the
     caller; otherwise the consumer makes (and closes) its own.
@@ -145,9 +180,12 @@ class EventConsumer:
         dlq_producer: AIOKafkaProducer | None = None,
         consumer_options: Mapping[str, Any] | None = None,
         poll_timeout: float = 0.5,
+        stuck_log_every: int = 10,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if stuck_log_every < 1:
+            raise ValueError("stuck_log_every must be at least 1")
         self.bootstrap = bootstrap
         self.group_id = group_id
         self.topics = tuple(topics)
@@ -157,6 +195,7 @@ class EventConsumer:
         self.backoff = backoff
         self.consumer_options = dict(consumer_options or {})
         self.poll_timeout = poll_timeout
+        self.stuck_log_every = stuck_log_every
         self._own_producer = dlq_producer is None
         self._producer: Any = dlq_producer
         self._consumer: Any = None
@@ -342,8 +381,17 @@ class EventConsumer:
             tracing.reset(trace)
 
     async def _apply(self, envelope: Envelope, record: ConsumerRecord) -> tuple[str, int]:
-        """(outcome, attempts): the handler's effect with the event recorded, retried, else DLQ."""
-        for attempt in range(1, self.max_attempts + 1):
+        """(outcome, attempts): the handler's effect with the event recorded, retried, else DLQ.
+
+        Only failures that are not transient count toward ``max_attempts``; a
+        transient one (a dependency away) is retried until it stops, or until
+        :meth:`stop`, which raises ``_Stopping`` so the event is redelivered.
+        """
+        failures = 0  # failures that count toward max_attempts
+        waiting = 0  # transient failures in a row
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 # Closing the session without a commit rolls everything back.
                 async with self.session_factory() as session:
@@ -355,6 +403,11 @@ class EventConsumer:
                     if not await self._claim(session, envelope.event_id):
                         return "duplicate", attempt
                     await session.commit()
+                if waiting >= self.max_attempts:
+                    log.warning(
+                        "event handled after its dependency came back",
+                        extra={"event_id": envelope.event_id, "attempt": attempt},
+                    )
                 return "handled", attempt
             except asyncio.CancelledError:
                 raise
@@ -365,23 +418,38 @@ class EventConsumer:
                 await self._dead_letter(record, f"poison: {poison.reason}", attempts=attempt)
                 return "dead-lettered", attempt
             except Exception as exc:
-                reason = f"handler failed: {type(exc).__name__}: {exc}"
-                if attempt == self.max_attempts:
-                    await self._dead_letter(record, reason, attempts=attempt)
-                    return "dead-lettered", attempt
-                delay = backoff_delay(self.backoff, attempt)
-                log.warning(
-                    "event handler failed; retrying",
-                    extra={
-                        "event_id": envelope.event_id,
-                        "attempt": attempt,
-                        "error": type(exc).__name__,
-                        "retry_in": round(delay, 3),
-                    },
-                )
+                transient = is_transient(exc)
+                if transient:
+                    waiting += 1
+                else:
+                    waiting = 0
+                    failures += 1
+                    if failures >= self.max_attempts:
+                        reason = f"handler failed: {type(exc).__name__}: {exc}"
+                        await self._dead_letter(record, reason, attempts=attempt)
+                        return "dead-lettered", attempt
+                delay = backoff_delay(self.backoff, min(attempt, _BACKOFF_STEPS))
+                fields = {
+                    "event_id": envelope.event_id,
+                    "attempt": attempt,
+                    "error": type(exc).__name__,
+                    "retry_in": round(delay, 3),
+                    "transient": transient,
+                }
+                stuck = waiting - self.max_attempts
+                if transient and stuck >= 0 and stuck % self.stuck_log_every == 0:
+                    # Once it would have been dead-lettered, the partition is stuck on an
+                    # outage: say so loudly, but not at every retry of a long one.
+                    log.error(
+                        "event handler waiting for a dependency; partition stuck",
+                        extra={**fields, "topic": record.topic, "partition": record.partition},
+                    )
+                else:
+                    log.warning("event handler failed; retrying", extra=fields)
+                if transient:
+                    await self._stay_in_group()
                 if await self._pause(delay):
                     raise _Stopping from None
-        raise AssertionError("unreachable")
 
     async def _claim(self, session: AsyncSession, event_id: str) -> bool:
         """Record the event as processed by this group; False if that was done already."""
@@ -499,6 +567,27 @@ class EventConsumer:
                 raise
             self._producer = producer
         return self._producer
+
+    async def _stay_in_group(self) -> None:
+        """Poll for nothing, so a long wait on an outage does not cost the group membership.
+
+        aiokafka leaves the group after ``max_poll_interval_ms`` (5 minutes by
+        default) without a fetch; then the partition goes to another member and
+        this one's offset commit fails. A fetch with every partition paused
+        counts as a poll, and hands out no records (positions do not move).
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return
+        paused = set(consumer.assignment()) - set(consumer.paused())
+        consumer.pause(*paused)
+        try:
+            await consumer.getmany(timeout_ms=0)
+        except KafkaError as exc:  # the next real poll meets it again
+            log.debug("poll while waiting failed", extra={"error": repr(exc)})
+        finally:
+            # A rebalance during the poll may have taken some away: resume what is still ours.
+            consumer.resume(*(paused & set(consumer.assignment())))
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep, cut short by :meth:`stop`; True when stopping."""

@@ -85,6 +85,18 @@ class PoisonMessage(Exception):
         self.reason = reason
 
 
+class DependencyUnavailable(Exception):
+    """A service or database the handler needs did not answer; the event is fine.
+
+    Raised (or subclassed) by a handler's client of another service when that
+    service is down, times out, answers 5xx, or gives no usable answer this
+    time. The consumer retries the event with backoff for as long as it takes
+    (the partition waits, so order is kept) and never dead-letters it for
+    this: an outage is not bad input, and a good event in the DLQ is an order
+    never charged or a customer never told.
+    """
+
+
 class NoEffect(Exception):
     """The handler changed nothing: the event is not recorded as processed.
 

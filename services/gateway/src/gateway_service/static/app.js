@@ -115,10 +115,16 @@ function button(label, onClick) {
   return b;
 }
 
+// A scarce product says how many units one customer's unpaid orders may hold.
+function available(p) {
+  const cap = p.max_held_per_customer;
+  return cap == null ? String(p.available) : `${p.available} (${cap} per customer)`;
+}
+
 async function loadProducts() {
   const products = await api("GET", "/products");
   $("products").tBodies[0].replaceChildren(...products.map((p) => row(
-    [p.sku, p.name, money(p.price_cents, p.currency), String(p.available)],
+    [p.sku, p.name, money(p.price_cents, p.currency), available(p)],
     tokens ? button("Buy one", () => placeOrder(p.id)) : null,
   )));
 }
