@@ -35,7 +35,7 @@ from order_service.app import SETTLE_SCOPES, create_app
 from order_service.billing import AUDIENCE as BILLING_AUDIENCE
 from order_service.billing import SCHEDULER_SCOPES, Billing
 from order_service.config import SCHEDULER_CLIENT_ID, Settings
-from order_service.expiry import ExpiryScheduler
+from order_service.expiry import UNANSWERED_IN_A_ROW, ExpiryScheduler
 from order_service.inventory import Inventory
 from order_testing import (
     available,
@@ -120,7 +120,12 @@ def sell(inventory: httpx.Client, auth: httpx.Client, order_id: str) -> None:
 
 
 def passes(
-    settings: Settings, count: int, *, billing_url: str | None = None, batch: int = 100
+    settings: Settings,
+    count: int,
+    *,
+    billing_url: str | None = None,
+    inventory_url: str | None = None,
+    batch: int = 100,
 ) -> list[int]:
     """``count`` passes of the expiry job as ``order-scheduler``, on ``settings``' database.
 
@@ -143,7 +148,9 @@ def passes(
                 endpoint, audience=BILLING_AUDIENCE, scopes=SCHEDULER_SCOPES
             )
             async with (
-                httpx.AsyncClient(base_url=settings.inventory_url, timeout=5) as inventory_http,
+                httpx.AsyncClient(
+                    base_url=inventory_url or settings.inventory_url, timeout=5
+                ) as inventory_http,
                 httpx.AsyncClient(
                     base_url=billing_url or settings.billing_url,
                     timeout=5,
@@ -326,3 +333,28 @@ def test_billing_down_leaves_a_sold_order_for_the_next_pass(
     assert line.client_id == SCHEDULER_CLIENT_ID  # type: ignore[attr-defined]
     [event] = events_for(kafka.bootstrap, ORDER_CONFIRMED, order_id)
     assert Envelope.parse(event.value).data == {"order_id": order_id}
+
+
+def test_a_pass_gives_up_after_a_few_orders_inventory_does_not_answer(
+    services: tuple[ServerThread, ServerThread],
+    placer: httpx.Client,
+    inventory_db: str,
+    alice: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hung or absent inventory costs each order its timeout: a pass stops after a few."""
+    caplog.set_level(logging.INFO, logger="order_service")
+    settings = services[1].app.state.settings
+    product = add_product(inventory_db, 10)
+    placed = [str(place(placer, alice, product, 1)["id"]) for _ in range(UNANSWERED_IN_A_ROW + 2)]
+
+    assert passes(settings, 1, inventory_url=f"http://127.0.0.1:{free_port()}") == [0]
+    failed = [r for r in caplog.records if r.getMessage() == FAILED_LINE]
+    assert len(failed) == UNANSWERED_IN_A_ROW  # not one per overdue order
+    assert {r.error for r in failed} == {"InventoryUnavailable"}  # type: ignore[attr-defined]
+
+    # Inventory back: the next pass expires them all.
+    passes(settings, 1)
+    assert [order_status(placer, alice, order_id) for order_id in placed] == ["CANCELLED"] * len(
+        placed
+    )

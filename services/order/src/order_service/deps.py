@@ -4,14 +4,16 @@
 response is sent and rolls back on any error. Placing an order needs one
 thing more, so it has its own session dependency: after a rollback it runs
 the compensations the service registered (releasing a reservation made
-before the order could be stored).
+before the order could be stored), also when the request is cancelled.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from hopauth import Principal
 from hopauth.fastapi import BearerToken as BearerToken
@@ -23,17 +25,40 @@ from . import compensation
 from .inventory import Inventory
 from .limits import Limits
 
+log = logging.getLogger(__name__)
+
+#: How long a request that failed or was cancelled may spend undoing what it did. Longer
+#: than the slowest compensation with the default timeouts: a release at inventory (5 s),
+#: after fetching its token from auth (5 s), then a few short database writes. Bounded so
+#: a shutdown is not held up for ever; what is cut off is left to the expiry job's sweep.
+UNDO_SECONDS = 12.0
+
 
 async def _compensating_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """hopkit's session dependency, plus compensations after a rollback."""
+    """hopkit's session dependency, plus compensations after a rollback.
+
+    A cancelled request (uvicorn at shutdown, an anyio cancel scope around the app)
+    compensates too. Inside a cancelled anyio scope every await is cancelled
+    again, so the commit, the rollback and the compensations are shielded from
+    it (not from a second ``Task.cancel()``); undoing within :data:`UNDO_SECONDS`.
+    Recent FastAPI (0.165) shields a dependency's exit itself, without a bound;
+    older ones, which ``fastapi>=0.115`` allows, do not.
+    """
     factory: async_sessionmaker[AsyncSession] = request.app.state.db_sessions
     async with factory() as session:
         try:
             yield session
-            await session.commit()
+            # A commit cut short may land all the same (aiosqlite's thread goes on): finish
+            # it, unbounded here (the database's own timeouts bound it), rather than undo
+            # an order that is stored. A commit that fails is rolled back below.
+            with anyio.CancelScope(shield=True):
+                await session.commit()
         except BaseException:
-            await session.rollback()
-            await compensation.run(session)
+            with anyio.move_on_after(UNDO_SECONDS, shield=True) as undo:
+                await session.rollback()
+                await compensation.run(session)
+            if undo.cancelled_caught:
+                log.error("compensations cut off", extra={"after_seconds": UNDO_SECONDS})
             raise
         compensation.discard(session)
 

@@ -38,6 +38,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from hopkit import tracing
+from hopkit.events import DependencyUnavailable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import idempotency, limits, service
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 #: exchange, reservation) and SQLite's busy timeout is 15 s. A hold or key without an order
 #: this long after the payment timeout was left by a placement that will never finish.
 PLACEMENT_GRACE = timedelta(minutes=2)
+#: Overdue orders in a row whose inventory or billing did not answer before a pass gives up:
+#: a hung service costs each order its full timeout, and one order's odd answer must not stop
+#: the others.
+UNANSWERED_IN_A_ROW = 3
 
 
 class ExpiryScheduler:
@@ -99,11 +104,16 @@ class ExpiryScheduler:
             while not self._stopping.is_set():
                 async with self._sessions() as session:
                     batch = await service.overdue_orders(session, placed_before, self._batch, after)
+                unanswered = 0
                 for _, order_id in batch:
-                    if self._stopping.is_set():
+                    if self._stopping.is_set() or unanswered == UNANSWERED_IN_A_ROW:
                         break
-                    expired += await self._settle(order_id)
-                if len(batch) < self._batch:
+                    settled = await self._settle(order_id)
+                    unanswered = 0 if settled is not None else unanswered + 1
+                    expired += settled or 0
+                if len(batch) < self._batch or unanswered == UNANSWERED_IN_A_ROW:
+                    # Inventory or billing is away: each order would wait for its timeout
+                    # and log; the next pass tries again.
                     break
                 after = batch[-1]
             if not self._stopping.is_set():
@@ -117,8 +127,11 @@ class ExpiryScheduler:
         finally:
             tracing.reset(trace)
 
-    async def _settle(self, order_id: str) -> int:
-        """Expire (1) or confirm one overdue order in a transaction of its own; 0 if not expired."""
+    async def _settle(self, order_id: str) -> int | None:
+        """Expire (1) or confirm one overdue order in a transaction of its own; 0 if not expired.
+
+        None when inventory or billing did not answer: the order waits for the next pass.
+        """
         try:
             async with self._sessions() as session, session.begin():
                 outcome = await service.expire_order(
@@ -139,7 +152,7 @@ class ExpiryScheduler:
                 "expiring an order failed",
                 extra={"order_id": order_id, "error": type(exc).__name__},
             )
-            return 0
+            return None if isinstance(exc, DependencyUnavailable) else 0
         if outcome is service.Expiry.EXPIRED:
             log.info(
                 "order expired", extra={"order_id": order_id, "client_id": SCHEDULER_CLIENT_ID}

@@ -186,20 +186,24 @@ async def place_order(
     order_id = new_order_id()
     if idempotency_key is not None:
         key = idempotency_key
-        earlier = await idempotency.claim(
-            sessions,
-            customer_id=customer_id,
-            key=key,
-            fingerprint=idempotency.fingerprint(wanted, card_masked),
-            order_id=order_id,
-        )
+        release_key = f"release the idempotency key of {order_id}"
+        key_back = functools.partial(idempotency.release, sessions, customer_id, key, order_id)
+        try:
+            earlier = await idempotency.claim(
+                sessions,
+                customer_id=customer_id,
+                key=key,
+                fingerprint=idempotency.fingerprint(wanted, card_masked),
+                order_id=order_id,
+            )
+        except asyncio.CancelledError:
+            # Cut off, the claim may have committed all the same. Releasing frees the key
+            # only if it was claimed for this order.
+            compensation.on_rollback(session, release_key, key_back)
+            raise
         if earlier is not None:
             return Placed(await get_own_order(session, earlier, customer_id), replayed=True)
-        compensation.on_rollback(
-            session,
-            f"release the idempotency key of {order_id}",
-            lambda: idempotency.release(sessions, customer_id, key, order_id),
-        )
+        compensation.on_rollback(session, release_key, key_back)
     products = await asyncio.gather(*(inventory.product(line.product_id) for line in wanted))
     items: list[OrderItem] = []
     for line, product in zip(wanted, products, strict=True):
@@ -230,9 +234,17 @@ async def place_order(
             currencies=currencies,
         )
 
-    await limits.take(
-        sessions, order_id=order_id, customer_id=customer_id, units=units, limits=order_limits
-    )
+    hold = f"give back the hold of {order_id}"
+    hold_back = functools.partial(limits.give_back, sessions, order_id)
+    try:
+        await limits.take(
+            sessions, order_id=order_id, customer_id=customer_id, units=units, limits=order_limits
+        )
+    except asyncio.CancelledError:
+        # Cut off, the hold may have committed all the same (nothing is reserved yet).
+        # Giving back takes only a hold that exists.
+        compensation.on_rollback(session, hold, hold_back)
+        raise
 
     async def release_then_give_back() -> None:
         # A hold is given back only once its units are: if the release fails, the hold
@@ -247,17 +259,15 @@ async def place_order(
     release = f"release {order_id} and give back its hold"
     try:
         await inventory.reserve(user_token, order_id, wanted)
-    except InventoryUnavailable:
-        # No answer is not "nothing reserved": a timeout can come after inventory reserved.
-        # Releasing is idempotent and takes no reservation at all as done.
+    except (InventoryUnavailable, asyncio.CancelledError):
+        # No answer is not "nothing reserved": a timeout, or the request cancelled while
+        # waiting, can come after inventory reserved. Releasing is idempotent and takes
+        # no reservation at all as done.
         compensation.on_rollback(session, release, release_then_give_back)
         raise
     except Exception:
         # Inventory refused (short of stock, unknown product): nothing was reserved.
-        hold = f"give back the hold of {order_id}"
-        compensation.on_rollback(
-            session, hold, functools.partial(limits.give_back, sessions, order_id)
-        )
+        compensation.on_rollback(session, hold, hold_back)
         raise
     compensation.on_rollback(session, release, release_then_give_back)
 
