@@ -9,6 +9,7 @@ empty. Any other failure still ends in the DLQ after ``max_attempts``.
 from __future__ import annotations
 
 import logging
+import socket
 import sqlite3
 import time
 import uuid
@@ -255,6 +256,25 @@ def test_what_counts_as_transient() -> None:
     assert not is_transient(broken)
     assert not is_transient(RuntimeError("x")) and not is_transient(ValueError("x"))
     assert not is_transient(TimeoutError())  # a handler's own timeout is its business
+    # asyncpg raises these unwrapped while connecting (real ones: test_consumer_transient_postgres).
+    assert is_transient(ConnectionRefusedError(111, "Connect call failed"))
+    assert is_transient(ConnectionResetError(104, "Connection reset by peer"))
+    assert is_transient(socket.gaierror(-2, "Name or service not known"))
+    assert not is_transient(OSError(28, "No space left on device"))  # not a connection
+    # A driver error's SQLSTATE decides (SQLAlchemy's asyncpg adapter copies it to .sqlstate).
+    assert is_transient(_pg_error("57P03")) and is_transient(_pg_error("08006"))
+    assert is_transient(_pg_error("53300")) and is_transient(_pg_error("40P01"))
+    assert not is_transient(_pg_error("23505")) and not is_transient(_pg_error("22P02"))
+    assert not is_transient(_pg_error("57014"))  # query cancelled (statement_timeout)
+
+
+def _pg_error(sqlstate: str) -> sa_exc.DBAPIError:
+    class DriverError(Exception):
+        pass
+
+    orig = DriverError("from the server")
+    orig.sqlstate = sqlstate  # type: ignore[attr-defined]
+    return sa_exc.DBAPIError("SELECT 1", {}, orig)
 
 
 async def record_effect_handler(session: AsyncSession, envelope: Any, record: Any) -> None:

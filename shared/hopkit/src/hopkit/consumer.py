@@ -25,11 +25,14 @@ event, only that something it needs is away (:func:`is_transient`:
 :class:`~hopkit.events.DependencyUnavailable`, a database that is down or
 locked), is retried with the same backoff for as long as it takes and never
 counts toward ``max_attempts``: an outage is not bad input, and the DLQ is
-for events no retry can help. The partition waits meanwhile (its order is
-kept), the member stays in its group, an error is logged every
-``stuck_log_every`` retries once past ``max_attempts``, and :meth:`EventConsumer.stop`
-still ends the wait at once (the event is redelivered). A record that is not a valid
-envelope (a poison message) goes to the DLQ at once. A record that cannot
+for events no retry can help. The whole member waits meanwhile, not just
+that partition: records are handled one at a time, so every partition of
+every topic it holds waits with it (order is kept). The member stays in its
+group, an error is logged every ``stuck_log_every`` retries once past
+``max_attempts``, :meth:`EventConsumer.stop` still ends the wait at once (the
+event is redelivered), and a rebalance that gives the partition to another
+member ends it too (the new owner retries the event). A record that is not a
+valid envelope (a poison message) goes to the DLQ at once. A record that cannot
 be copied there (larger than a producer may send, or one aiokafka cannot
 decode, and the rest of that one's record batch) leaves a dead letter with an
 empty value and headers saying where it still is. Records of one partition
@@ -41,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -110,24 +114,56 @@ _MAX_REASON = 500
 # backoff_delay doubles per attempt: past this many the delay is at its cap anyway, and
 # 2.0 ** attempt would overflow during a long enough outage.
 _BACKOFF_STEPS = 32
+# PostgreSQL SQLSTATEs (PostgreSQL manual, Appendix A) that say the server is away, full or
+# busy, not that the statement is wrong: class 08 connection exception, class 53
+# insufficient resources (too many connections, disk full, out of memory), 57P01/57P02
+# admin/crash shutdown, 57P03 cannot connect now (starting up), 40001 serialization
+# failure, 40P01 deadlock detected (both: "retry the transaction").
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53"})
+_TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a handler's failure is an outage of something it needs, not the event's fault.
 
     :class:`~hopkit.events.DependencyUnavailable` (a service did not answer),
-    and a database that is down, unreachable or locked: SQLAlchemy's
-    ``OperationalError`` (SQLite "database is locked", a PostgreSQL server that
-    went away), ``InterfaceError`` (a connection lost under the driver), a pool
-    that gave no connection in time, or any DBAPI error that invalidated its
-    connection. Integrity and data errors are not transient: retrying an
-    event that breaks a constraint will not make it fit.
+    and a database that is down, unreachable, full or locked: SQLAlchemy's
+    ``OperationalError`` (SQLite "database is locked"), ``InterfaceError`` (a
+    connection lost under the driver), a pool that gave no connection in time,
+    any DBAPI error that invalidated its connection, and a DBAPI error whose
+    PostgreSQL SQLSTATE says the server is away or busy (see
+    ``_TRANSIENT_SQLSTATES``; asyncpg's arrive as a plain ``DBAPIError``). A
+    server that refuses the connection or whose name does not resolve reaches
+    us unwrapped (``ConnectionError``, ``socket.gaierror``): asyncpg raises
+    them while connecting, before SQLAlchemy has a driver error to wrap.
+    Integrity and data errors are not transient: retrying an event that
+    breaks a constraint will not make it fit. Nor is a bare ``TimeoutError``
+    or ``OSError``: a handler's own timeout is its business.
     """
-    if isinstance(exc, DependencyUnavailable):
+    if isinstance(exc, DependencyUnavailable | ConnectionError | socket.gaierror):
         return True
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
         return True
-    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = _sqlstate(exc.orig)
+    return state is not None and (
+        state in _TRANSIENT_SQLSTATES or state[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    )
+
+
+def _sqlstate(error: BaseException | None) -> str | None:
+    """The SQLSTATE of a driver error: SQLAlchemy's asyncpg adapter copies asyncpg's
+    ``sqlstate`` onto its error (also as ``pgcode``, psycopg2's name), and chains the
+    asyncpg error as ``__cause__``."""
+    for candidate in (error, getattr(error, "__cause__", None)):
+        for name in ("sqlstate", "pgcode"):
+            state = getattr(candidate, name, None)
+            if isinstance(state, str) and state:
+                return state
+    return None
 
 
 def processed_events_table(metadata: MetaData) -> Table:
@@ -148,6 +184,14 @@ _processed = processed_events_table(MetaData())
 
 class _Stopping(Exception):
     """The consumer is stopping in the middle of an event; it will be redelivered."""
+
+
+class _Reassigned(Exception):
+    """A rebalance gave the partition of the event in hand to another member, which retries it."""
+
+    def __init__(self, record: ConsumerRecord) -> None:
+        super().__init__(f"{record.topic}[{record.partition}]@{record.offset}")
+        self.record = record
 
 
 class EventConsumer:
@@ -246,6 +290,20 @@ class EventConsumer:
                 raise
             except _Stopping:
                 break
+            except _Reassigned as moved:
+                # Not a failure: the partition is simply no longer ours (no backoff, no new
+                # member). _handle_batches committed what was done and sought the rest back.
+                record = moved.record
+                log.info(
+                    "partition reassigned while its event waited; its new owner retries it",
+                    extra={
+                        "group": self.group_id,
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                    },
+                )
+                continue
             except Exception as exc:  # the consumer outlives any broker or database outage
                 failures += 1
                 delay = backoff_delay(self.backoff, failures)
@@ -385,7 +443,10 @@ class EventConsumer:
 
         Only failures that are not transient count toward ``max_attempts``; a
         transient one (a dependency away) is retried until it stops, or until
-        :meth:`stop`, which raises ``_Stopping`` so the event is redelivered.
+        :meth:`stop`, which raises ``_Stopping`` so the event is redelivered, or
+        until a rebalance takes the record's partition away (``_Reassigned``):
+        the new owner retries it, and our retries would only call the
+        dependency twice and fail to commit.
         """
         failures = 0  # failures that count toward max_attempts
         waiting = 0  # transient failures in a row
@@ -448,6 +509,8 @@ class EventConsumer:
                     log.warning("event handler failed; retrying", extra=fields)
                 if transient:
                     await self._stay_in_group()
+                    if not self._still_ours(record):
+                        raise _Reassigned(record) from None
                 if await self._pause(delay):
                     raise _Stopping from None
 
@@ -575,6 +638,10 @@ class EventConsumer:
         default) without a fetch; then the partition goes to another member and
         this one's offset commit fails. A fetch with every partition paused
         counts as a poll, and hands out no records (positions do not move).
+        Except when a rebalance completes during the poll: the partitions it
+        assigns are not paused, and their records come out (their positions
+        moved past them). Each goes back to its first record returned, or those
+        records would be skipped.
         """
         consumer = self._consumer
         if consumer is None:
@@ -582,12 +649,22 @@ class EventConsumer:
         paused = set(consumer.assignment()) - set(consumer.paused())
         consumer.pause(*paused)
         try:
-            await consumer.getmany(timeout_ms=0)
+            returned = await consumer.getmany(timeout_ms=0)
+            for tp, records in returned.items():
+                if records:
+                    consumer.seek(tp, records[0].offset)
         except KafkaError as exc:  # the next real poll meets it again
             log.debug("poll while waiting failed", extra={"error": repr(exc)})
         finally:
             # A rebalance during the poll may have taken some away: resume what is still ours.
             consumer.resume(*(paused & set(consumer.assignment())))
+
+    def _still_ours(self, record: ConsumerRecord) -> bool:
+        """Whether this member is still assigned the record's partition."""
+        consumer = self._consumer
+        if consumer is None:  # closed under us: nothing to hand over, carry on as before
+            return True
+        return TopicPartition(record.topic, record.partition) in consumer.assignment()
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep, cut short by :meth:`stop`; True when stopping."""
