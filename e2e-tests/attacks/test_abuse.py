@@ -211,11 +211,10 @@ def test_every_unit_of_a_scarce_product_held(
             refused(
                 409,
                 "hold-limit-reached",
-                "a scarce product caps the units one customer's unpaid orders hold "
-                "(max_held_per_customer: the demo's HOP-LAST 1, HOP-KEY 2), summed at inventory "
-                "under the stock row's lock: the next is refused, nothing held, the order's "
-                f"limits hold given back ({HOLD_CAP})",
-                detail="You already hold the most units of",
+                "inventory caps the units one customer's unpaid orders hold of a scarce "
+                "product (HOP-LAST 1, HOP-KEY 2), counted under the stock row's lock: nothing "
+                f"is held ({HOLD_CAP})",
+                detail="you already hold",
             )
         )
     )

@@ -56,6 +56,10 @@ def test_holding_the_cap_refuses_more_until_released_or_sold(
     refused = reserve(http, reserver, "cap-2", (product, 1))
     problem = assert_problem(refused, 409, LIMIT)
     assert problem["title"] == "Hold limit reached"
+    assert problem["detail"] == (
+        "you already hold 1 unit of 'Test product' unpaid, and one customer may hold at most "
+        "1; pay or cancel an order holding it first"
+    )
     assert (problem["product_id"], problem["limit"], problem["held"]) == (product, 1, 1)
     assert problem["requested"] == 1
     assert problem["sku"].startswith("TEST-")
@@ -92,15 +96,56 @@ def test_the_cap_counts_every_unpaid_reservation_and_refuses_all_lines(
     refused = reserve(http, reserver, "cap-sum-3", (plenty, 5), (capped, 1))
     problem = assert_problem(refused, 409, LIMIT)
     assert (problem["product_id"], problem["held"], problem["requested"]) == (capped, 2, 1)
+    assert problem["detail"] == (
+        "you already hold 2 units of 'Test product' unpaid, and one customer may hold at most "
+        "2; pay or cancel an order holding it first"
+    )
     # All or nothing: the uncapped line was not held either.
     assert (available(http, plenty), available(http, capped)) == (50, 48)
 
-    # One order alone over the cap, with nothing held before.
+
+def test_some_held_and_this_order_would_pass_the_cap_is_a_409(
+    http: httpx.Client, database_url: str, reserver: str
+) -> None:
+    capped = add_product(database_url, 50, max_held_per_customer=2)
+    assert reserve(http, reserver, "cap-part-1", (capped, 1)).status_code == 201
+
+    problem = assert_problem(reserve(http, reserver, "cap-part-2", (capped, 2)), 409, LIMIT)
+    assert (problem["held"], problem["requested"], problem["limit"]) == (1, 2, 2)
+    assert problem["detail"] == (
+        "you already hold 1 unit of 'Test product' unpaid, and this order's 2 more would pass "
+        "the limit of 2 per customer; pay or cancel an order holding it first"
+    )
+    assert available(http, capped) == 49
+    assert reservations_of(database_url, "cap-part-2") == 0
+
+
+def test_one_order_alone_over_the_cap_is_a_422_and_holds_nothing(
+    http: httpx.Client, database_url: str, reserver: str
+) -> None:
+    # Nothing held before: no payment or cancellation could ever let this order through.
+    plenty = add_product(database_url, 50)
     alone = add_product(database_url, 50, max_held_per_customer=2)
-    problem = assert_problem(reserve(http, reserver, "cap-alone", (alone, 3)), 409, LIMIT)
-    assert (problem["held"], problem["requested"], problem["limit"]) == (0, 3, 2)
-    assert available(http, alone) == 50
+    refused = reserve(http, reserver, "cap-alone", (plenty, 1), (alone, 3))
+    problem = assert_problem(refused, 422, "over-hold-limit")
+    assert problem["title"] == "Over the hold limit"
+    assert problem["detail"] == (
+        "one customer may hold at most 2 units of 'Test product' unpaid; this order asks for 3"
+    )
+    assert (problem["product_id"], problem["limit"], problem["requested"]) == (alone, 2, 3)
+    assert problem["sku"].startswith("TEST-")
+    assert "held" not in problem
+    # Nothing held, not even the uncapped line, and no reservation row: the id is still free.
+    assert (available(http, plenty), available(http, alone)) == (50, 50)
+    assert reservations_of(database_url, "cap-alone") == 0
     assert reserve(http, reserver, "cap-alone", (alone, 2)).status_code == 201
+
+    # A cap of one says "unit".
+    single = add_product(database_url, 5, max_held_per_customer=1)
+    problem = assert_problem(
+        reserve(http, reserver, "cap-one", (single, 2)), 422, "over-hold-limit"
+    )
+    assert problem["detail"].startswith("one customer may hold at most 1 unit of 'Test product'")
 
 
 def test_a_token_with_no_customer_behind_it_reserves_nothing(

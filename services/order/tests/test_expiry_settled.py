@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from auth_testing import free_port, service_token
+from fastapi import FastAPI, Request, Response
 from hopauth import ClientCredentials, ClientCredentialsAuth, TokenEndpoint
 from hopkit import db
 from hopkit.events import ORDER_CANCELLED, ORDER_CONFIRMED, Envelope
@@ -358,3 +359,61 @@ def test_a_pass_gives_up_after_a_few_orders_inventory_does_not_answer(
     assert [order_status(placer, alice, order_id) for order_id in placed] == ["CANCELLED"] * len(
         placed
     )
+
+
+def inventory_down_for(upstream: str, releases: int) -> FastAPI:
+    """In front of the real inventory: the first ``releases`` releases get a 503 (down)."""
+    app = FastAPI()
+    app.state.refused = 0
+
+    @app.api_route("/{path:path}", methods=["GET", "POST"])
+    async def forward(path: str, request: Request) -> Response:
+        if path.endswith("/release") and app.state.refused < releases:
+            app.state.refused += 1
+            return Response(b'{"title": "down"}', 503, media_type="application/problem+json")
+        async with httpx.AsyncClient(base_url=upstream) as client:
+            answer = await client.request(
+                request.method,
+                f"/{path}",
+                content=await request.body(),
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+            )
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    return app
+
+
+def test_the_pass_after_one_that_gave_up_starts_behind_it(
+    tmp_path: Path,
+    issuer: str,
+    valkey: ValkeyServer,
+    kafka: KafkaBroker,
+    inventory_server: ServerThread,
+    billing_server: ServerThread,
+    inventory_db: str,
+    alice: str,
+) -> None:
+    """Orders that never get an answer at the front cannot keep every pass from the rest.
+
+    One job, three passes, over five overdue orders of an order service of its own:
+    inventory is down for the first three releases, so the first pass gives up
+    there; the second starts behind them (2 expired) and reaches the end; the
+    third starts from the front again (3 expired). A job that started every pass
+    from the front would expire all five in the second.
+    """
+    own = order_app(
+        tmp_path,
+        issuer,
+        redis_url=valkey.url,
+        kafka_bootstrap=kafka.bootstrap,
+        inventory_url=inventory_server.base_url,
+        billing_url=billing_server.base_url,
+        run_payment_consumer=False,
+    )
+    door = ServerThread(inventory_down_for(inventory_server.base_url, UNANSWERED_IN_A_ROW))
+    with own, door, httpx.Client(base_url=own.base_url, timeout=15) as client:
+        product = add_product(inventory_db, 10)
+        placed = [str(place(client, alice, product, 1)["id"]) for _ in range(5)]
+
+        assert passes(own.app.state.settings, 3, inventory_url=door.base_url) == [0, 2, 3]
+        assert [order_status(client, alice, order_id) for order_id in placed] == ["CANCELLED"] * 5

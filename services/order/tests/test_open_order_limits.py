@@ -242,9 +242,10 @@ def test_a_scarce_product_over_its_per_customer_cap_is_a_409_and_gives_the_hold_
 
     refused = post(strict, alice, (poster, 1))
     problem = assert_problem(refused, 409, "hold-limit-reached")
+    assert problem["title"] == "Hold limit reached"
     assert problem["detail"] == (
-        "You already hold the most units of 'Test product' one customer may hold unpaid (1): "
-        "pay for or cancel that order first"
+        "you already hold 1 unit of 'Test product' unpaid, and one customer may hold at most 1; "
+        "pay or cancel an order holding it first"
     )
     assert (problem["product_id"], problem["limit"], problem["held"]) == (poster, 1, 1)
     # The refused order's hold was given back: her one unpaid order is all that counts.
@@ -253,17 +254,43 @@ def test_a_scarce_product_over_its_per_customer_cap_is_a_409_and_gives_the_hold_
     assert strict.count("orders") == orders
     assert available(inventory, poster) == 2
 
-    # One order alone over the cap: the same 409, told differently.
-    strict.cancel_all(bob)  # whatever another test left him
-    too_many = assert_problem(post(strict, bob, (poster, 2)), 409, "hold-limit-reached")
-    assert too_many["detail"].startswith(
-        "One customer may hold at most 1 unit(s) of 'Test product'"
-    )
     # Another customer is not held back by hers.
+    strict.cancel_all(bob)  # whatever another test left him
     placed = post(strict, bob, (poster, 1))
     assert placed.status_code == 201, placed.text
     strict.cancel_all(bob)
     assert available(inventory, poster) == 2
+
+
+def test_one_order_alone_over_a_scarce_products_cap_is_a_422_and_frees_its_key(
+    strict: Shop, inventory: httpx.Client, inventory_db: str, alice: str, alice_id: str
+) -> None:
+    # No payment or cancellation would let it through: a 422, decided at inventory.
+    plenty = add_product(inventory_db, 10)
+    key_ring = add_product(inventory_db, 10, max_held_per_customer=2)
+    assert post(strict, alice, (plenty, 1)).status_code == 201
+    before = customer_holds(strict.db, alice_id)
+    orders, keys = strict.count("orders"), strict.count("idempotency_keys")
+    headers = {**bearer(alice), "Idempotency-Key": '"over-the-cap"'}
+
+    refused = strict.http.post(
+        "/orders", json=order_body((plenty, 1), (key_ring, 3)), headers=headers
+    )
+    problem = assert_problem(refused, 422, "over-hold-limit")
+    assert problem["title"] == "Over the hold limit"
+    assert problem["detail"] == (
+        "one customer may hold at most 2 units of 'Test product' unpaid; this order asks for 3"
+    )
+    assert (problem["product_id"], problem["limit"], problem["requested"]) == (key_ring, 2, 3)
+    # Nothing held at inventory, nothing stored, her limits' hold given back.
+    assert (available(inventory, plenty), available(inventory, key_ring)) == (9, 10)
+    assert customer_holds(strict.db, alice_id) == before
+    assert strict.count("orders") == orders
+    # The key was freed: the same key places the order she can have.
+    assert strict.count("idempotency_keys") == keys
+    placed = strict.http.post("/orders", json=order_body((key_ring, 2)), headers=headers)
+    assert placed.status_code == 201, placed.text
+    assert available(inventory, key_ring) == 8
 
 
 def test_an_expired_order_frees_its_place(

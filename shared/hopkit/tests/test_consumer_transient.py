@@ -32,7 +32,7 @@ from kafka_testing import (
     read_records,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_consumer import FAST_GROUP, consuming, event, record_effect
 
@@ -87,6 +87,10 @@ async def test_an_owner_down_longer_than_max_attempts_is_waited_out_not_dead_let
     logged = retries(caplog, envelope.event_id)
     assert [r.attempt for r in logged[:5]] == [1, 2, 3, 4, 5]  # type: ignore[attr-defined]
     assert all(r.transient is True for r in logged[:5])  # type: ignore[attr-defined]
+    # Each line says what is away, and where the event waits.
+    for line in logged[:5]:
+        assert line.reason == "order service unreachable: ConnectError"  # type: ignore[attr-defined]
+        assert (line.topic, line.partition) == (topic, 0)  # type: ignore[attr-defined]
     # WARNING while it might still be brief; past max_attempts an ERROR every 2nd retry.
     levels = [r.levelname for r in logged[:5]]
     assert levels == ["WARNING", "ERROR", "WARNING", "ERROR", "WARNING"]
@@ -96,7 +100,10 @@ async def test_an_owner_down_longer_than_max_attempts_is_waited_out_not_dead_let
 
 
 async def test_a_locked_database_is_waited_out_not_dead_lettered(
-    kafka: KafkaBroker, sessions: Sessions, tmp_path: Any
+    kafka: KafkaBroker,
+    sessions: Sessions,
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic = new_topic()
     await ensure_topics(kafka.bootstrap, [topic])
@@ -104,6 +111,7 @@ async def test_a_locked_database_is_waited_out_not_dead_lettered(
     locker = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")
     errors: list[BaseException] = []
+    caplog.set_level(logging.INFO, logger="hopkit.consumer")
 
     async def handler(session: AsyncSession, envelope: Any, record: Any) -> None:
         await session.execute(text("PRAGMA busy_timeout = 20"))  # fail fast, not in 15 s
@@ -126,6 +134,9 @@ async def test_a_locked_database_is_waited_out_not_dead_lettered(
         locker.close()
     assert len(errors) == 4
     assert "database is locked" in str(errors[0])
+    # A database error's text (its statement, its parameters) stays out of the logs.
+    assert all(not hasattr(r, "reason") for r in caplog.records)
+    assert "database is locked" not in caplog.text
     assert await count(sessions, effects_table) == 1
     assert await count(sessions, processed_events) == 1
     assert await end_offset(kafka.bootstrap, dlq(topic)) == 0
@@ -159,6 +170,30 @@ async def test_other_failures_still_dead_letter_and_outage_retries_do_not_count(
     assert headers["x-dlq-reason"] == "handler failed: RuntimeError: cannot charge this"
     assert headers["x-dlq-attempts"] == "5"
     assert await count(sessions, processed_events) == 0
+
+
+async def test_a_database_error_is_dead_lettered_without_its_parameters(
+    kafka: KafkaBroker, sessions: Sessions, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An IntegrityError's text carries its statement's parameters (row data, someone's
+    e-mail): the dead letter's reason and the log lines name its type, never its text."""
+    topic = new_topic()
+    await ensure_topics(kafka.bootstrap, [topic])
+    secret = "alice@example.com"
+
+    async def handler(session: AsyncSession, envelope: Any, record: Any) -> None:
+        row = {"id": 424242, "event_id": envelope.event_id, "note": secret}
+        await session.execute(insert(effects_table).values(**row))
+        await session.execute(insert(effects_table).values(**row))  # the same primary key
+
+    caplog.set_level(logging.DEBUG, logger="hopkit")
+    async with consuming(kafka.bootstrap, topic, handler, sessions, max_attempts=2):
+        await publish(kafka.bootstrap, topic, event("o-integrity").to_bytes())
+        [dead] = await read_records(kafka.bootstrap, dlq(topic), 1)
+    assert headers_of(dead)["x-dlq-reason"] == "handler failed: IntegrityError"
+    logged = " ".join(str(vars(record)) for record in caplog.records)  # with their fields
+    assert secret not in logged
+    assert "IntegrityError" in logged  # the lines are there, without the text
 
 
 async def test_stop_ends_an_endless_outage_wait_at_once_and_the_event_comes_again(
@@ -255,17 +290,21 @@ def test_what_counts_as_transient() -> None:
     assert is_transient(sa_exc.TimeoutError("QueuePool limit reached"))
     assert not is_transient(broken)
     assert not is_transient(RuntimeError("x")) and not is_transient(ValueError("x"))
-    assert not is_transient(TimeoutError())  # a handler's own timeout is its business
+    assert is_transient(TimeoutError())  # asyncpg's connect timeout arrives bare
+    assert is_transient(OSError("Multiple exceptions: [Errno 111] ..., [Errno 99] ..."))
     # asyncpg raises these unwrapped while connecting (real ones: test_consumer_transient_postgres).
     assert is_transient(ConnectionRefusedError(111, "Connect call failed"))
     assert is_transient(ConnectionResetError(104, "Connection reset by peer"))
     assert is_transient(socket.gaierror(-2, "Name or service not known"))
-    assert not is_transient(OSError(28, "No space left on device"))  # not a connection
+    assert is_transient(OSError(113, "No route to host"))
     # A driver error's SQLSTATE decides (SQLAlchemy's asyncpg adapter copies it to .sqlstate).
     assert is_transient(_pg_error("57P03")) and is_transient(_pg_error("08006"))
     assert is_transient(_pg_error("53300")) and is_transient(_pg_error("40P01"))
     assert not is_transient(_pg_error("23505")) and not is_transient(_pg_error("22P02"))
     assert not is_transient(_pg_error("57014"))  # query cancelled (statement_timeout)
+    # Same classes, but possibly one statement's fault: the member must not wait for ever.
+    assert not is_transient(_pg_error("08P01")) and not is_transient(_pg_error("53400"))
+    assert is_transient(_pg_error("25006")) and is_transient(_pg_error("28P01"))
 
 
 def _pg_error(sqlstate: str) -> sa_exc.DBAPIError:

@@ -7,6 +7,7 @@
     hopshop demo
     hopshop attack [-k EXPRESSION]
     hopshop token [alice|bob|carol] [--scope SCOPES]
+    hopshop dlq [--topic TOPIC] [-n N]
 
 Every command takes ``--state-dir`` (default ``./var/stack``, or ``HOPSHOP_STATE_DIR``).
 """
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import attack, demo, lifecycle, observe, output, token
+from . import attack, deadletters, demo, lifecycle, observe, output, token
 from .components import Options
 
 
@@ -47,6 +48,7 @@ def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], 
 
 
 _COUNT = _at_least(0, int)  # --port-offset, --lines: a port offset below 0 lands on others' ports
+_LETTERS = _at_least(1, int)  # dlq -n: "the last 0 of N" says nothing
 _SECONDS = _at_least(0.1, float)
 
 # Exit code of a command whose output pipe was closed (`hopshop logs | head`), as a
@@ -202,6 +204,31 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the scopes to ask for, space-separated (default, as the demo: {demo.SCOPE}; "
         f"for carol, support staff, also {token.STAFF_SCOPES})",
     )
+    dead = sub.add_parser(
+        "dlq",
+        parents=[common],
+        help="what the consumers dead-lettered (the .dlq topics), one line each",
+        description="Reads every <topic>.dlq from its beginning, without a consumer group "
+        "(nothing committed: reading changes nothing), and prints one line per dead letter: "
+        "when, consumer group, the original topic[partition]@offset, the event's id (and "
+        "type, if not the topic's) if its value is a valid envelope (never the value "
+        "itself), and the reason. "
+        'Exit code: 0 printed ("No dead letters." included), 1 kafka could not be read, '
+        "2 no stack is running.",
+    )
+    dead.add_argument(
+        "--topic",
+        metavar="TOPIC",
+        help="one topic's dead letters only, e.g. order.placed (default: every topic)",
+    )
+    dead.add_argument(
+        "-n",
+        "--lines",
+        type=_LETTERS,
+        default=50,
+        metavar="N",
+        help="the last N dead letters (default 50)",
+    )
     return parser
 
 
@@ -241,6 +268,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.command == "demo":
         return demo.demo(state_dir)
+    if args.command == "dlq":
+        return deadletters.dead_letters(state_dir, args.topic, args.lines)
     if args.command == "token":
         return token.token(state_dir, args.user, args.scope or token.default_scope(args.user))
     return attack.attack(state_dir, select=args.select)

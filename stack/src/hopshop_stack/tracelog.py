@@ -54,29 +54,76 @@ def summary(line: str, width: int = 100) -> list[str]:
     if record is None:
         return [line]
     lines = [f"{_when(record.get('ts'))} {_what(record)}".strip()]
-    for key, label in (("token", ""), ("issued", "issued: ")):
-        claims = record.get(key)
-        if isinstance(claims, dict):
-            lines += textwrap.wrap(
-                label + _claims(claims),
-                width=max(width, 40),
-                initial_indent="  ",
-                subsequent_indent="    ",
-                break_long_words=False,
-                break_on_hyphens=False,
-            )
-    return lines
+    details = [(label + _claims(record[key])) for key, label in _TOKENS if _is_dict(record, key)]
+    if _is_consumer_note(record):
+        details.append(_retry(record))
+    for detail in filter(None, details):
+        lines += textwrap.wrap(
+            detail,
+            width=max(width, 40),
+            initial_indent="  ",
+            subsequent_indent="    ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    return [line.replace(_KEEP, " ") for line in lines]
+
+
+# A space no line is broken at (textwrap breaks at ASCII whitespace only): "retry in 0.4 s"
+# stays on one line. Printed as a plain space.
+_KEEP = "\N{NO-BREAK SPACE}"
+
+
+#: (field, label): the token a service received, the one auth issued.
+_TOKENS = (("token", ""), ("issued", "issued: "))
+
+
+def _is_dict(record: dict[str, Any], key: str) -> bool:
+    return isinstance(record.get(key), dict)
+
+
+def _is_consumer_note(record: dict[str, Any]) -> bool:
+    """A consumer line that is not an event's summary: a retry, a wait, a dead letter."""
+    return (
+        record.get("logger") == "hopkit.consumer"
+        and "type" not in record
+        and "outcome" not in record
+    )
 
 
 def _what(record: dict[str, Any]) -> str:
     if "method" in record and "path" in record:
         what = f"{record['method']} {record['path']} {record.get('status', '')}".rstrip()
-    elif record.get("logger") == "hopkit.consumer":
+    elif record.get("logger") == "hopkit.consumer" and not _is_consumer_note(record):
         what = f"event {record.get('type', '?')} {record.get('outcome', '')}".rstrip()
+    elif record.get("logger") == "hopkit.consumer":
+        # Only what needs a look is labelled: an INFO note (a partition handed over) is news.
+        level = str(record.get("level", "")).upper()
+        what = f"{level if level in _LOUD else ''} {record.get('msg', '')}".strip()
     else:
         what = f"{record.get('level', '')} {record.get('msg', '')}".strip()
     event = record.get("event")
     return f"{what} {event}" if isinstance(event, str) else what
+
+
+_LOUD = frozenset({"WARNING", "ERROR", "CRITICAL"})
+
+
+def _retry(record: dict[str, Any]) -> str:
+    """What a consumer's retry or wait line says: why, which attempt, how long until the next."""
+    shown = []
+    for key in ("error", "reason", "attempt"):
+        value = record.get(key)
+        if value is not None and value != "":
+            # A reason is a sentence and may break anywhere; the rest is a word each.
+            shown.append(f"{key}{' ' if key == 'reason' else _KEEP}{value}")
+    retry_in = record.get("retry_in")
+    if isinstance(retry_in, int | float):
+        shown.append(f"retry{_KEEP}in{_KEEP}{retry_in:g}{_KEEP}s")
+    topic, partition = record.get("topic"), record.get("partition")
+    if isinstance(topic, str) and isinstance(partition, int):
+        shown.append(f"{topic}[{partition}]")
+    return " · ".join(shown)
 
 
 def _claims(token: dict[str, Any]) -> str:

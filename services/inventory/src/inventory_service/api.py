@@ -73,8 +73,9 @@ async def get_product(session: SessionDep, product_id: ProductId) -> ProductOut:
     "(`inventory:reserve`). Idempotent per `order_id`: a repeat returns the existing "
     "reservation with 200; the same `order_id` with other items is a 409. A product with "
     "`max_held_per_customer` caps the units the user's unpaid reservations may hold "
-    "together: over it, 409 `hold-limit-reached`. A token with no user behind it (client "
-    "credentials) reserves nothing: 403 `customer-required`.",
+    "together: over it, 409 `hold-limit-reached`; one order alone asking for more than the "
+    "cap, 422 `over-hold-limit` (it could never succeed). A token with no user behind it "
+    "(client credentials) reserves nothing: 403 `customer-required`.",
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"description": "The order already had this reservation", "model": ReservationOut},
@@ -84,6 +85,11 @@ async def get_product(session: SessionDep, product_id: ProductId) -> ProductOut:
             "order_id was used for other items"
         ),
         **AUTH_PROBLEMS,
+        422: _problem(
+            "The request is invalid (`errors` names the fields), a product is unknown "
+            "(`unknown-product`), or one line asks for more units of a product than one "
+            "customer may hold unpaid (`over-hold-limit`): nothing is reserved"
+        ),
     },
 )
 async def reserve(

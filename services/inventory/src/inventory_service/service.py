@@ -67,18 +67,47 @@ def reservation_not_found(order_id: str) -> Problem:
     )
 
 
+def _units(count: int) -> str:
+    """``count`` with "unit" or "units", as a customer reads it."""
+    return f"{count} unit" if count == 1 else f"{count} units"
+
+
+def _cap_fields(cap: HoldCap) -> dict[str, object]:
+    return {"product_id": cap.product_id, "sku": cap.sku, "name": cap.name, "limit": cap.limit}
+
+
+def over_hold_limit(cap: HoldCap, *, requested: int) -> Problem:
+    """422 (RFC 9457 §3): one order alone asks for more of a product than one customer may hold.
+
+    422, not 409: no payment or cancellation would ever let this order through.
+    """
+    return Problem(
+        422,
+        "Over the hold limit",
+        f"one customer may hold at most {_units(cap.limit)} of {cap.name!r} unpaid; "
+        f"this order asks for {requested}",
+        type_=PROBLEMS + "over-hold-limit",
+        **_cap_fields(cap),
+        requested=requested,
+    )
+
+
 def hold_limit_reached(cap: HoldCap, *, held: int, requested: int) -> Problem:
-    """409 (RFC 9457 §3): the subject's unpaid reservations hold what they may of a product."""
+    """409 (RFC 9457 §3): the subject's unpaid reservations hold what they may of a product.
+
+    The detail speaks to the customer (the token's subject): order passes it on.
+    """
+    if held >= cap.limit:
+        room = f"and one customer may hold at most {cap.limit}"
+    else:
+        room = f"and this order's {requested} more would pass the limit of {cap.limit} per customer"
     return Problem(
         409,
         "Hold limit reached",
-        f"product {cap.product_id} ({cap.sku}): one customer may hold {cap.limit} unit(s) "
-        f"unpaid; {held} held already, {requested} more requested",
+        f"you already hold {_units(held)} of {cap.name!r} unpaid, {room}; "
+        "pay or cancel an order holding it first",
         type_=PROBLEMS + "hold-limit-reached",
-        product_id=cap.product_id,
-        sku=cap.sku,
-        name=cap.name,
-        limit=cap.limit,
+        **_cap_fields(cap),
         held=held,
         requested=requested,
     )
@@ -106,7 +135,8 @@ async def reserve(
 
     A product with ``max_held_per_customer`` caps the units ``subject``'s unpaid
     (RESERVED) reservations may hold together: over it, a 409
-    ``hold-limit-reached`` and nothing is held. Otherwise one customer could
+    ``hold-limit-reached`` and nothing is held; one order alone over it, a 422
+    ``over-hold-limit`` (it could never succeed). Otherwise one customer could
     hold every unit of a scarce product, unpaid, renewing the orders as they
     expire (denial of inventory, OWASP OAT-021).
     """
@@ -131,6 +161,11 @@ async def reserve(
         return Reserved(view, created=False)
 
     caps = await repository.hold_caps(session, [line.product_id for line in wanted])
+    for line in wanted:
+        cap = caps.get(line.product_id)
+        if cap is not None and line.quantity > cap.limit:
+            # Before any unit is held: raising rolls the claim back, so no row is left.
+            raise over_hold_limit(cap, requested=line.quantity)
     # Rows in product order: concurrent multi-line reservations lock stock rows
     # in the same order on PostgreSQL, so they cannot deadlock.
     for line in wanted:

@@ -77,8 +77,8 @@ ORDER_ID = Path(pattern=ORDER_ID_PATTERN, description="The order's id")
         **AUTH_PROBLEMS,
         422: _problem(
             "The request is invalid (`errors` names the fields), or the order is not "
-            "possible (`unknown-product`, `order-too-large` ...), or the `Idempotency-Key` "
-            "placed another order (`idempotency-key-reused`)"
+            "possible (`unknown-product`, `order-too-large`, `over-hold-limit` ...), or the "
+            "`Idempotency-Key` placed another order (`idempotency-key-reused`)"
         ),
     },
 )

@@ -7,6 +7,11 @@ held for an order nobody can see. The service layer registers the undo step
 on the session; whoever owns the transaction runs the steps after a
 rollback (see :mod:`order_service.deps`). A failing step is logged, never raised:
 the original error is the one the caller must see.
+
+A rollback is not proof that nothing was stored: a commit that raised may have
+landed (PostgreSQL, the connection lost after COMMIT was sent). Steps that undo
+a placement are wrapped in :func:`unless_stored`, so an order that exists keeps
+its reservation, hold and key.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .models import Order
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +50,22 @@ async def run(session: AsyncSession) -> None:
             log.error("compensation failed", extra={"step": what, "error": type(exc).__name__})
         else:
             log.info("compensated", extra={"step": what})
+
+
+def unless_stored(sessions: async_sessionmaker[AsyncSession], order_id: str, step: Step) -> Step:
+    """``step``, skipped if order ``order_id`` is stored after all (read in a session of its own).
+
+    Undoing a stored order's placement would release the stock of an order whose
+    ``order.placed`` is on its way, lower the customer's holds below their unpaid
+    orders, and free its Idempotency-Key for a second order.
+    """
+
+    async def guarded() -> None:
+        async with sessions() as session:
+            stored = await session.scalar(select(Order.id).where(Order.id == order_id))
+        if stored is not None:
+            log.warning("order stored after all; nothing undone", extra={"order_id": order_id})
+            return
+        await step()
+
+    return guarded

@@ -77,6 +77,7 @@ class ExpiryScheduler:
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._resume_after: tuple[datetime, str] | None = None
 
     async def start(self) -> None:
         if self._task is None:
@@ -98,24 +99,29 @@ class ExpiryScheduler:
         try:
             placed_before = datetime.now(UTC) - self._timeout
             expired = 0
-            after: tuple[datetime, str] | None = None
+            unanswered = 0
+            # A pass starts behind the order where the last one gave up, so a few orders
+            # that never get an answer cannot keep every pass from the ones behind them.
+            after, self._resume_after = self._resume_after, None
             # In batches, each after the last one's final order: orders that stay pending
             # (billing down, or waiting for a person) must not hide those behind them.
             while not self._stopping.is_set():
                 async with self._sessions() as session:
                     batch = await service.overdue_orders(session, placed_before, self._batch, after)
-                unanswered = 0
-                for _, order_id in batch:
-                    if self._stopping.is_set() or unanswered == UNANSWERED_IN_A_ROW:
+                for placed_at, order_id in batch:
+                    if self._stopping.is_set():
                         break
                     settled = await self._settle(order_id)
                     unanswered = 0 if settled is not None else unanswered + 1
                     expired += settled or 0
-                if len(batch) < self._batch or unanswered == UNANSWERED_IN_A_ROW:
-                    # Inventory or billing is away: each order would wait for its timeout
-                    # and log; the next pass tries again.
+                    after = (placed_at, order_id)
+                    if unanswered == UNANSWERED_IN_A_ROW:
+                        # Inventory or billing is away: each order would wait for its
+                        # timeout and log. The next pass goes on from here.
+                        self._resume_after = after
+                        break
+                if self._resume_after is not None or len(batch) < self._batch:
                     break
-                after = batch[-1]
             if not self._stopping.is_set():
                 # A placement still under way must keep its hold and key: only those older
                 # than the payment timeout plus the longest a placement can take are stale.

@@ -137,7 +137,8 @@ class Inventory:
         """Hold every line for the order (all or nothing), acting for the user.
 
         Raises a 409 problem when stock is short, or when the customer's unpaid orders
-        hold the most of a product one customer may hold (inventory reserved nothing).
+        hold the most of a product one customer may hold; a 422 when this order alone
+        asks for more than that (inventory reserved nothing either way).
         """
         if self._hops is None:
             raise RuntimeError("this Inventory cannot reserve: it acts for no user")
@@ -161,6 +162,8 @@ class Inventory:
             )
         if response.status_code == 409 and kind == PROBLEMS + "hold-limit-reached":
             raise hold_limit_reached(problem)
+        if response.status_code == 422 and kind == PROBLEMS + "over-hold-limit":
+            raise over_hold_limit(problem)
         if response.status_code == 422 and kind == PROBLEMS + "unknown-product":
             raise Problem(
                 422,
@@ -219,29 +222,39 @@ class Inventory:
 def hold_limit_reached(problem: dict[str, Any]) -> Problem:
     """Inventory's 409 ``hold-limit-reached``, told to the customer (RFC 9457 §3).
 
-    A scarce product caps the units one customer's unpaid orders may hold: the
-    way on is to pay for or cancel the order that holds them.
+    A scarce product caps the units one customer's unpaid orders may hold, and
+    theirs already hold some: the way on is to pay or cancel one. Inventory owns
+    the cap, so its detail (written for the customer) is passed on.
     """
-    fields = {
-        k: problem[k]
-        for k in ("product_id", "sku", "name", "limit", "held", "requested")
-        if k in problem
-    }
-    name = str(fields.get("name") or fields.get("sku") or "this product")
-    limit, held = fields.get("limit"), fields.get("held")
-    if isinstance(held, int) and isinstance(limit, int) and held >= limit:
-        detail = (
-            f"You already hold the most units of {name!r} one customer may hold unpaid "
-            f"({limit}): pay for or cancel that order first"
-        )
-    else:
-        detail = (
-            f"One customer may hold at most {limit} unit(s) of {name!r} unpaid; this order "
-            f"would hold more: order fewer, or pay for or cancel an order holding it first"
-        )
     return Problem(
-        409, "Hold limit reached", detail, type_=PROBLEMS + "hold-limit-reached", **fields
+        409,
+        "Hold limit reached",
+        problem.get("detail")
+        or "you already hold units of this product unpaid; pay or cancel an order holding it first",
+        type_=PROBLEMS + "hold-limit-reached",
+        **_cap_fields(problem, "held"),
     )
+
+
+def over_hold_limit(problem: dict[str, Any]) -> Problem:
+    """Inventory's 422 ``over-hold-limit``, told to the customer (RFC 9457 §3).
+
+    One order alone asks for more of a scarce product than one customer may
+    hold unpaid: no payment or cancellation would let it through, so a 422.
+    """
+    return Problem(
+        422,
+        "Over the hold limit",
+        problem.get("detail")
+        or "this order asks for more units of a product than one customer may hold unpaid",
+        type_=PROBLEMS + "over-hold-limit",
+        **_cap_fields(problem),
+    )
+
+
+def _cap_fields(problem: dict[str, Any], *more: str) -> dict[str, Any]:
+    names = ("product_id", "sku", "name", "limit", *more, "requested")
+    return {k: problem[k] for k in names if k in problem}
 
 
 def _problem_body(response: httpx.Response) -> dict[str, Any]:

@@ -187,7 +187,13 @@ async def place_order(
     if idempotency_key is not None:
         key = idempotency_key
         release_key = f"release the idempotency key of {order_id}"
-        key_back = functools.partial(idempotency.release, sessions, customer_id, key, order_id)
+        # Every undo step checks first that the order was not stored after all: a commit
+        # that raised may have landed (compensation.unless_stored).
+        key_back = compensation.unless_stored(
+            sessions,
+            order_id,
+            functools.partial(idempotency.release, sessions, customer_id, key, order_id),
+        )
         try:
             earlier = await idempotency.claim(
                 sessions,
@@ -235,7 +241,9 @@ async def place_order(
         )
 
     hold = f"give back the hold of {order_id}"
-    hold_back = functools.partial(limits.give_back, sessions, order_id)
+    hold_back = compensation.unless_stored(
+        sessions, order_id, functools.partial(limits.give_back, sessions, order_id)
+    )
     try:
         await limits.take(
             sessions, order_id=order_id, customer_id=customer_id, units=units, limits=order_limits
@@ -257,19 +265,20 @@ async def place_order(
         await limits.give_back(sessions, order_id)
 
     release = f"release {order_id} and give back its hold"
+    release_back = compensation.unless_stored(sessions, order_id, release_then_give_back)
     try:
         await inventory.reserve(user_token, order_id, wanted)
     except (InventoryUnavailable, asyncio.CancelledError):
         # No answer is not "nothing reserved": a timeout, or the request cancelled while
         # waiting, can come after inventory reserved. Releasing is idempotent and takes
         # no reservation at all as done.
-        compensation.on_rollback(session, release, release_then_give_back)
+        compensation.on_rollback(session, release, release_back)
         raise
     except Exception:
         # Inventory refused (short of stock, unknown product): nothing was reserved.
         compensation.on_rollback(session, hold, hold_back)
         raise
-    compensation.on_rollback(session, release, release_then_give_back)
+    compensation.on_rollback(session, release, release_back)
 
     now = datetime.now(UTC)
     order = Order(

@@ -28,8 +28,8 @@ counts toward ``max_attempts``: an outage is not bad input, and the DLQ is
 for events no retry can help. The whole member waits meanwhile, not just
 that partition: records are handled one at a time, so every partition of
 every topic it holds waits with it (order is kept). The member stays in its
-group, an error is logged every ``stuck_log_every`` retries once past
-``max_attempts``, :meth:`EventConsumer.stop` still ends the wait at once (the
+group, an error is logged every ``stuck_log_every`` retries from the
+``max_attempts``-th in a row, :meth:`EventConsumer.stop` still ends the wait at once (the
 event is redelivered), and a rebalance that gives the partition to another
 member ends it too (the new owner retries the event). A record that is not a
 valid envelope (a poison message) goes to the DLQ at once. A record that cannot
@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -114,33 +113,45 @@ _MAX_REASON = 500
 # backoff_delay doubles per attempt: past this many the delay is at its cap anyway, and
 # 2.0 ** attempt would overflow during a long enough outage.
 _BACKOFF_STEPS = 32
-# PostgreSQL SQLSTATEs (PostgreSQL manual, Appendix A) that say the server is away, full or
-# busy, not that the statement is wrong: class 08 connection exception, class 53
-# insufficient resources (too many connections, disk full, out of memory), 57P01/57P02
-# admin/crash shutdown, 57P03 cannot connect now (starting up), 40001 serialization
-# failure, 40P01 deadlock detected (both: "retry the transaction").
-_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53"})
-_TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
+# PostgreSQL SQLSTATEs (PostgreSQL manual, Appendix A) that say the server is away, full,
+# busy or failing over, not that the event's statement is wrong. Listed one by one: a few
+# codes of the same classes (08P01 protocol violation, 53400 configuration limit exceeded)
+# can be one statement's fault, and the whole member would wait for ever on that event.
+_TRANSIENT_SQLSTATES = frozenset(
+    {
+        *("08000", "08001", "08003", "08004", "08006", "08007"),  # connection exception
+        *("53000", "53100", "53200", "53300"),  # out of disk, memory or connections
+        *("57P01", "57P02", "57P03"),  # admin or crash shutdown, cannot connect now (starting)
+        *("40001", "40P01"),  # serialization failure, deadlock: "retry the transaction"
+        "25006",  # read-only transaction: a primary demoted by a failover
+        "55P03",  # lock not available (lock_timeout)
+        *(
+            "28000",
+            "28P01",
+        ),  # our credentials refused (rotated): an operator's fix, not the event's
+    }
+)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a handler's failure is an outage of something it needs, not the event's fault.
 
-    :class:`~hopkit.events.DependencyUnavailable` (a service did not answer),
-    and a database that is down, unreachable, full or locked: SQLAlchemy's
-    ``OperationalError`` (SQLite "database is locked"), ``InterfaceError`` (a
-    connection lost under the driver), a pool that gave no connection in time,
-    any DBAPI error that invalidated its connection, and a DBAPI error whose
-    PostgreSQL SQLSTATE says the server is away or busy (see
-    ``_TRANSIENT_SQLSTATES``; asyncpg's arrive as a plain ``DBAPIError``). A
-    server that refuses the connection or whose name does not resolve reaches
-    us unwrapped (``ConnectionError``, ``socket.gaierror``): asyncpg raises
-    them while connecting, before SQLAlchemy has a driver error to wrap.
-    Integrity and data errors are not transient: retrying an event that
-    breaks a constraint will not make it fit. Nor is a bare ``TimeoutError``
-    or ``OSError``: a handler's own timeout is its business.
+    :class:`~hopkit.events.DependencyUnavailable` (a service did not answer);
+    any ``OSError``: the network or the operating system (refused, reset,
+    unreachable, timed out, a name that does not resolve, asyncio's "Multiple
+    exceptions" for a host with several addresses; asyncpg raises these while
+    connecting, before SQLAlchemy has a driver error to wrap), never the
+    event's content, since handlers touch no files; and a database that is
+    down, unreachable, full or locked: SQLAlchemy's ``OperationalError``
+    (SQLite "database is locked"), ``InterfaceError`` (a connection lost
+    under the driver), a pool that gave no connection in time, any DBAPI
+    error that invalidated its connection, and a DBAPI error whose PostgreSQL
+    SQLSTATE says the server is away or busy (``_TRANSIENT_SQLSTATES``;
+    asyncpg's arrive as a plain ``DBAPIError``). Integrity and data errors are
+    not transient: retrying an event that breaks a constraint will not make it
+    fit.
     """
-    if isinstance(exc, DependencyUnavailable | ConnectionError | socket.gaierror):
+    if isinstance(exc, DependencyUnavailable | OSError):
         return True
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
         return True
@@ -148,10 +159,16 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if exc.connection_invalidated:
         return True
-    state = _sqlstate(exc.orig)
-    return state is not None and (
-        state in _TRANSIENT_SQLSTATES or state[:2] in _TRANSIENT_SQLSTATE_CLASSES
-    )
+    return _sqlstate(exc.orig) in _TRANSIENT_SQLSTATES
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception for a dead letter's reason and log line: a database error by its type
+    and SQLSTATE only, since its text carries the statement and its parameters."""
+    if isinstance(exc, sa_exc.SQLAlchemyError):
+        state = _sqlstate(getattr(exc, "orig", None))
+        return type(exc).__name__ + (f" (SQLSTATE {state})" if state else "")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _sqlstate(error: BaseException | None) -> str | None:
@@ -486,24 +503,29 @@ class EventConsumer:
                     waiting = 0
                     failures += 1
                     if failures >= self.max_attempts:
-                        reason = f"handler failed: {type(exc).__name__}: {exc}"
+                        reason = f"handler failed: {_describe(exc)}"
                         await self._dead_letter(record, reason, attempts=attempt)
                         return "dead-lettered", attempt
                 delay = backoff_delay(self.backoff, min(attempt, _BACKOFF_STEPS))
-                fields = {
+                fields: dict[str, Any] = {
                     "event_id": envelope.event_id,
+                    "topic": record.topic,
+                    "partition": record.partition,
                     "attempt": attempt,
                     "error": type(exc).__name__,
                     "retry_in": round(delay, 3),
                     "transient": transient,
                 }
+                if isinstance(exc, DependencyUnavailable):
+                    # Our clients write these ("billing answered 503"); a database error's
+                    # text is not logged: it carries its statement's parameters.
+                    fields["reason"] = redact_credentials(str(exc))[:_MAX_REASON]
                 stuck = waiting - self.max_attempts
                 if transient and stuck >= 0 and stuck % self.stuck_log_every == 0:
                     # Once it would have been dead-lettered, the partition is stuck on an
                     # outage: say so loudly, but not at every retry of a long one.
                     log.error(
-                        "event handler waiting for a dependency; partition stuck",
-                        extra={**fields, "topic": record.topic, "partition": record.partition},
+                        "event handler waiting for a dependency; partition stuck", extra=fields
                     )
                 else:
                     log.warning("event handler failed; retrying", extra=fields)

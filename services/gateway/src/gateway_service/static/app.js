@@ -115,10 +115,11 @@ function button(label, onClick) {
   return b;
 }
 
-// A scarce product says how many units one customer's unpaid orders may hold.
+// A scarce product says how many units one customer's unpaid orders may hold: a
+// cap on what is held before payment, not on what one may buy.
 function available(p) {
   const cap = p.max_held_per_customer;
-  return cap == null ? String(p.available) : `${p.available} (${cap} per customer)`;
+  return cap == null ? String(p.available) : `${p.available} (${cap} unpaid per customer)`;
 }
 
 async function loadProducts() {
