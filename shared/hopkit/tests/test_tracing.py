@@ -68,6 +68,9 @@ async def test_a_request_without_context_starts_a_trace() -> None:
     parsed = tracing.parse_traceparent(outgoing["traceparent"])
     assert parsed is not None
     assert outgoing["x-request-id"] == response.headers["x-request-id"]
+    # The caller learns the trace it started (W3C Trace Context Level 2 traceresponse):
+    # this service's span, the one its own calls name as their parent.
+    assert response.headers["traceresponse"] == outgoing["traceparent"]
 
 
 async def test_hostile_request_id_is_replaced() -> None:

@@ -139,6 +139,10 @@ class TracingMiddleware:
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = _usable_request_id(incoming) or f"{self._prefix}-{next(self._counter):x}"
         trace_token = start(request_id, headers.get(b"traceparent", b"").decode("latin-1"))
+        # W3C Trace Context Level 2 `traceresponse`: the caller learns the trace id, which
+        # `hopshop logs --trace` takes, without having sent a traceparent of its own.
+        context = _context.current()
+        traceresponse = context.traceparent().encode() if context is not None else None
         annotations, annotations_token = begin_annotations()
         started = time.perf_counter()
         status = 500
@@ -153,6 +157,7 @@ class TracingMiddleware:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
+                    *([(b"traceresponse", traceresponse)] if traceresponse else []),
                 ]
             await send(message)
 
