@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from hopauth import (
     ClientCredentials,
@@ -147,21 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     # Each payment event is checked with billing before it changes anything
                     # (payments.py), with order's own token from the same token endpoint.
                     billing_http = await resources.enter_async_context(
-                        outgoing.async_client(
-                            base_url=settings.billing_url,
-                            timeout=settings.billing_timeout,
-                            auth=ClientCredentialsAuth(
-                                ClientCredentials(
-                                    order_endpoint,
-                                    audience=BILLING_AUDIENCE,
-                                    scopes=BILLING_SCOPES,
-                                    cache=token_cache,
-                                )
-                            ),
-                            event_hooks={"request": [add_trace_headers]},
-                            headers={"Accept": "application/json"},
-                            follow_redirects=False,
-                        )
+                        _billing_client(settings, order_endpoint, BILLING_SCOPES, token_cache)
                     )
                     session_timeout = settings.consumer_session_timeout_ms
                     consumer = EventConsumer(
@@ -189,20 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # Billing, for an overdue order whose stock was sold (expiry.py): asked with
                 # the job's own token, payments:verify only.
                 scheduler_billing_http = await resources.enter_async_context(
-                    outgoing.async_client(
-                        base_url=settings.billing_url,
-                        timeout=settings.billing_timeout,
-                        auth=ClientCredentialsAuth(
-                            ClientCredentials(
-                                scheduler_endpoint,
-                                audience=BILLING_AUDIENCE,
-                                scopes=SCHEDULER_BILLING_SCOPES,
-                                cache=token_cache,
-                            )
-                        ),
-                        event_hooks={"request": [add_trace_headers]},
-                        headers={"Accept": "application/json"},
-                        follow_redirects=False,
+                    _billing_client(
+                        settings, scheduler_endpoint, SCHEDULER_BILLING_SCOPES, token_cache
                     )
                 )
                 scheduler = ExpiryScheduler(
@@ -243,3 +218,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(NoStoreMiddleware)
     app.add_middleware(TracingMiddleware, access_log=settings.access_log)
     return app
+
+
+def _billing_client(
+    settings: Settings,
+    endpoint: TokenEndpoint,
+    scopes: tuple[str, ...],
+    cache: TokenCache | None,
+) -> httpx.AsyncClient:
+    """Billing as ``endpoint``'s client calls it: its own token, for ``scopes`` only."""
+    credentials = ClientCredentials(endpoint, audience=BILLING_AUDIENCE, scopes=scopes, cache=cache)
+    return outgoing.async_client(
+        base_url=settings.billing_url,
+        timeout=settings.billing_timeout,
+        auth=ClientCredentialsAuth(credentials),
+        event_hooks={"request": [add_trace_headers]},
+        headers={"Accept": "application/json"},
+        follow_redirects=False,
+    )
