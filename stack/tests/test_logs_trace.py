@@ -124,3 +124,9 @@ def test_a_trace_that_is_not_one_or_is_nowhere_is_said_so(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("hopshop: ") and message in captured.err
+
+
+def test_a_plain_line_shows_its_level_as_the_consumer_lines_do() -> None:
+    record = {"ts": 1.0, "level": "warning", "logger": "order_service.inventory"}
+    line = tracelog.summary(json.dumps({**record, "msg": "inventory unreachable"}))[0]
+    assert line.endswith(" WARNING inventory unreachable")  # as "WARNING event handler failed"

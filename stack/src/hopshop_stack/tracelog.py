@@ -101,7 +101,7 @@ def _what(record: dict[str, Any]) -> str:
         level = str(record.get("level", "")).upper()
         what = f"{level if level in _LOUD else ''} {record.get('msg', '')}".strip()
     else:
-        what = f"{record.get('level', '')} {record.get('msg', '')}".strip()
+        what = f"{str(record.get('level', '')).upper()} {record.get('msg', '')}".strip()
     event = record.get("event")
     return f"{what} {event}" if isinstance(event, str) else what
 
